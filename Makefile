@@ -1,0 +1,35 @@
+# Two commands on a fresh machine: `make train` (the default experiment) and `make test`.
+# A virtual environment in .venv is created on first use; TORCH pins the CPU wheel for dev/CI.
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+TORCH ?= torch==2.13.0
+ARGS  ?=
+
+.PHONY: install install-test train test lint clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+train: install  ## run the default experiment (pass overrides as ARGS="model.depth=2 ...")
+	$(PY) train.py $(ARGS)
+
+test: install-test lint  ## lint, then the test suite
+	$(PY) -m pytest -q
+
+lint: install-test
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+clean:
+	rm -rf $(VENV) outputs/runs outputs/multirun

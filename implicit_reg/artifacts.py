@@ -1,0 +1,41 @@
+"""Files a run leaves behind, each written atomically (temporary file, then rename), so a reader
+never sees half a file."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it onto ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """JSON with non-finite floats written as null (JSON has no NaN)."""
+    clean = {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in data.items()
+    }
+    atomic_write(path, lambda f: json.dump(clean, f, indent=2, sort_keys=True))
+
+
+def save_torch(path: Path, obj: Any) -> None:
+    atomic_write(path, lambda f: torch.save(obj, f), mode="wb")

@@ -1,0 +1,156 @@
+"""Validation of a composed run config: every bad value is refused before any work starts, with
+one message naming the key, the value and what is allowed."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from implicit_reg import init
+from implicit_reg.device import DEVICES, DTYPES
+from implicit_reg.problems import KINDS as PROBLEM_KINDS
+
+OPTIMIZERS = ("gd",)
+
+
+class ConfigError(ValueError):
+    def __init__(self, key: str, value: Any, allowed: str) -> None:
+        super().__init__(f"invalid config: {key}={value!r} — allowed: {allowed}")
+        self.key = key
+
+
+def _number(cfg: DictConfig, key: str, *, minimum: float, strict: bool, integer: bool) -> None:
+    value = OmegaConf.select(cfg, key)
+    kind = "an integer" if integer else "a number"
+    allowed = f"{kind} {'>' if strict else '≥'} {minimum:g}"
+    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    ok = ok and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > minimum if strict else value >= minimum)
+    if not ok:
+        raise ConfigError(key, value, allowed)
+
+
+def _choice(cfg: DictConfig, key: str, allowed: tuple[str, ...]) -> None:
+    value = OmegaConf.select(cfg, key)
+    if value not in allowed:
+        raise ConfigError(key, value, " | ".join(allowed))
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ``ConfigError`` on the first bad value."""
+    _choice(cfg, "device", DEVICES)
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device", "cuda", "auto | cpu (no CUDA GPU is visible on this machine)")
+    _choice(cfg, "dtype", tuple(DTYPES))
+    _number(cfg, "seed", minimum=0, strict=False, integer=True)
+    _validate_problem(cfg)
+    _number(cfg, "model.depth", minimum=1, strict=False, integer=True)
+    if cfg.model.width is not None:
+        _number(cfg, "model.width", minimum=1, strict=False, integer=True)
+    _validate_init(cfg)
+    _choice(cfg, "optim.name", OPTIMIZERS)
+    _number(cfg, "optim.lr", minimum=0, strict=True, integer=False)
+    _number(cfg, "train.max_steps", minimum=1, strict=False, integer=True)
+    _number(cfg, "train.loss_tol", minimum=0, strict=False, integer=False)
+    _number(cfg, "train.log_every", minimum=1, strict=False, integer=True)
+    _number(cfg, "train.log_per_decade", minimum=0, strict=False, integer=True)
+
+
+def _validate_problem(cfg: DictConfig) -> None:
+    _choice(cfg, "problem.kind", PROBLEM_KINDS)
+    _number(cfg, "problem.seed", minimum=0, strict=False, integer=True)
+    p = cfg.problem
+    if p.kind == "least_squares":
+        _number(cfg, "problem.n", minimum=1, strict=False, integer=True)
+        _number(cfg, "problem.d", minimum=1, strict=False, integer=True)
+    elif p.get("target") is not None:
+        _validate_given_target(cfg)
+    else:
+        for key in ("rows", "cols", "rank"):
+            _number(cfg, f"problem.{key}", minimum=1, strict=False, integer=True)
+        if p.rank > min(p.rows, p.cols):
+            raise ConfigError("problem.rank", p.rank, f"an integer in [1, {min(p.rows, p.cols)}]")
+        if not (isinstance(p.observed, int) and 1 <= p.observed <= p.rows * p.cols):
+            raise ConfigError(
+                "problem.observed", p.observed, f"an integer in [1, {p.rows * p.cols}]"
+            )
+
+
+def _validate_given_target(cfg: DictConfig) -> None:
+    p = cfg.problem
+    target = OmegaConf.to_container(p.target)
+    if not (
+        isinstance(target, list)
+        and target
+        and all(isinstance(row, list) and len(row) == len(target[0]) > 0 for row in target)
+    ):
+        raise ConfigError("problem.target", target, "a non-empty rectangular list of rows")
+    for row in target:
+        for v in row:
+            if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v)):
+                raise ConfigError(
+                    "problem.target", target, "finite numbers, or null for unobserved"
+                )
+    shape = (len(target), len(target[0]))
+    observed = [[v is not None for v in row] for row in target]
+    if p.get("mask") is not None:
+        mask = OmegaConf.to_container(p.mask)
+        if not (
+            isinstance(mask, list)
+            and len(mask) == shape[0]
+            and all(isinstance(r, list) and len(r) == shape[1] for r in mask)
+            and all(v in (0, 1, True, False) for r in mask for v in r)
+        ):
+            raise ConfigError("problem.mask", mask, f"a {shape[0]}×{shape[1]} list of 0/1")
+        if any(
+            m and not o
+            for mr, orow in zip(mask, observed, strict=True)
+            for m, o in zip(mr, orow, strict=True)
+        ):
+            raise ConfigError("problem.mask", mask, "1 only where problem.target is not null")
+        observed = [[bool(v) for v in r] for r in mask]
+    if not any(v for row in observed for v in row):
+        raise ConfigError("problem.mask", p.get("mask"), "at least one observed entry")
+    if p.get("infimal_rank") is None:
+        raise ConfigError(
+            "problem.infimal_rank", None, "an integer ≥ 1 (required for a given target)"
+        )
+    _number(cfg, "problem.infimal_rank", minimum=1, strict=False, integer=True)
+
+
+def _validate_init(cfg: DictConfig) -> None:
+    _choice(cfg, "init.kind", init.KINDS)
+    _choice(cfg, "init.det", init.DET_SIGNS)
+    kind, det, depth = cfg.init.kind, cfg.init.det, cfg.model.depth
+    if kind == "zero":
+        if depth != 1:
+            raise ConfigError(
+                "init.kind",
+                kind,
+                "gaussian | identity | balanced for model.depth ≥ 2 "
+                "(at zero every factor's gradient vanishes)",
+            )
+    else:
+        _number(cfg, "init.scale", minimum=0, strict=True, integer=False)
+    if det == "any":
+        return
+    rows, cols = problem_shape(cfg.problem)
+    width = cfg.model.width or min(rows, cols)
+    if rows != cols or (depth > 1 and width < rows) or kind == "zero":
+        raise ConfigError(
+            "init.det", det, "any (a determinant sign needs a square, full-rank product)"
+        )
+    if kind == "identity" and det == "negative":
+        raise ConfigError("init.det", det, "any | positive for init.kind=identity (det > 0)")
+
+
+def problem_shape(p: DictConfig) -> tuple[int, int]:
+    """(rows, cols) of the end-to-end matrix a problem config asks for."""
+    if p.kind == "least_squares":
+        return int(p.d), 1
+    if p.get("target") is not None:
+        return len(p.target), len(p.target[0])
+    return int(p.rows), int(p.cols)

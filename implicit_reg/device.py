@@ -1,0 +1,29 @@
+"""Device and dtype from the ``device`` and ``dtype`` config keys."""
+
+from __future__ import annotations
+
+import torch
+
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` takes the GPU when there is one."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device=cuda: no CUDA GPU is visible; use device=cpu or device=auto")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"device must be one of {DEVICES}, got {name!r}")
+    if name == "cuda":
+        # Reproducible float32 numbers: no TF32 shortcuts in matmul (see README, Reproducibility).
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    return torch.device(name)
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    if name not in DTYPES:
+        raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {name!r}")
+    return DTYPES[name]

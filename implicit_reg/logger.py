@@ -1,0 +1,25 @@
+"""TensorBoard logging of a run's scalars; keeps the last values for metrics.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch.utils.tensorboard import SummaryWriter
+
+
+class TensorBoardLogger:
+    """Writes ``tag → value`` scalars against the gradient step into the run folder's own event
+    file (so ``tensorboard --logdir`` on a sweep finds every run)."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.writer = SummaryWriter(log_dir=str(out_dir))
+        self.last: dict[str, float] = {}
+
+    def log(self, step: int, scalars: dict[str, float]) -> None:
+        for tag, value in scalars.items():
+            self.writer.add_scalar(tag, value, step)
+        self.last = scalars
+
+    def close(self) -> None:
+        self.writer.flush()
+        self.writer.close()

@@ -1,0 +1,29 @@
+"""What every problem provides to the training loop, the logger and the output writer."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from torch import Tensor
+
+
+class Problem(Protocol):
+    """A loss on an end-to-end matrix W, ``(rows, cols)`` or a batch ``(..., rows, cols)``."""
+
+    name: str
+    shape: tuple[int, int]
+    infimal_rank: int
+    """r in D(W, M_r): the smallest rank the set of zero-loss solutions approaches."""
+
+    def loss(self, W: Tensor) -> Tensor:
+        """The objective at W, one value per leading index."""
+        ...
+
+    def scalars(self, W: Tensor, flow_time: float, W0: Tensor | None) -> dict[str, Tensor]:
+        """Problem-specific TensorBoard scalars. ``W0`` is the start when W follows its own flow
+        (depth 1), else None."""
+        ...
+
+    def data(self) -> dict[str, Tensor]:
+        """The problem data saved in ``final.pt`` so that any metric can be recomputed."""
+        ...

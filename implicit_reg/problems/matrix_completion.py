@@ -1,0 +1,76 @@
+"""Matrix completion (seed eq. 7): fit the observed entries Ω of a d×d′ target.
+
+ℓ(W) = ½ Σ_{(i,j)∈Ω} (W_ij − b_ij)².
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+
+class MatrixCompletion:
+    def __init__(
+        self,
+        target: Tensor,
+        mask: Tensor,
+        infimal_rank: int,
+        name: str = "matrix_completion",
+        truth_known: bool = False,
+        max_tracked: int = 16,
+    ) -> None:
+        """``target`` holds b on Ω (and the ground truth elsewhere when ``truth_known``);
+        ``mask`` is True on Ω."""
+        self.name = name
+        self.target = target
+        self.mask = mask.to(torch.bool)
+        self.weight = self.mask.to(target.dtype)
+        self.shape = (int(target.shape[0]), int(target.shape[1]))
+        self.infimal_rank = infimal_rank
+        self.truth_known = truth_known
+        self.unobserved: list[tuple[int, int]] = [
+            (int(i), int(j)) for i, j in (~self.mask).nonzero().tolist()
+        ]
+        self.tracked = self.unobserved[:max_tracked]
+
+    def loss(self, W: Tensor) -> Tensor:
+        return 0.5 * ((W - self.target) * self.weight).square().sum((-2, -1))
+
+    def test_loss(self, W: Tensor) -> Tensor:
+        """½ Σ over the unobserved entries against the ground truth (when it is known)."""
+        return 0.5 * ((W - self.target) * (1 - self.weight)).square().sum((-2, -1))
+
+    def scalars(self, W: Tensor, flow_time: float, W0: Tensor | None) -> dict[str, Tensor]:
+        out = {f"entries/{i + 1}_{j + 1}": W[..., i, j] for i, j in self.tracked}
+        if self.truth_known and self.unobserved:
+            out["loss/test"] = self.test_loss(W)
+        return out
+
+    def data(self) -> dict[str, Tensor]:
+        return {"target": self.target.cpu(), "mask": self.mask.cpu()}
+
+
+def parse_entries(entries: Sequence[Sequence[float | None]]) -> tuple[Tensor, Tensor]:
+    """Target and mask from a nested list in which ``None`` marks an unobserved entry (the * of
+    seed eq. 9); unobserved entries of the target are set to 0."""
+    mask = torch.tensor([[v is not None for v in row] for row in entries])
+    target = torch.tensor(
+        [[0.0 if v is None else float(v) for v in row] for row in entries], dtype=torch.float64
+    )
+    return target, mask
+
+
+def random_low_rank(
+    rows: int, cols: int, rank: int, observed: int, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """A rank-``rank`` target U Vᵀ (entries of unit variance) and a mask of ``observed`` entries
+    drawn uniformly without replacement."""
+    U = torch.randn(rows, rank, generator=generator, dtype=torch.float64)
+    V = torch.randn(cols, rank, generator=generator, dtype=torch.float64)
+    target = U @ V.T / rank**0.5
+    chosen = torch.randperm(rows * cols, generator=generator)[:observed]
+    mask = torch.zeros(rows * cols, dtype=torch.bool)
+    mask[chosen] = True
+    return target, mask.view(rows, cols)

@@ -1,0 +1,57 @@
+"""The scalars a run logs, by TensorBoard tag, computed from the end-to-end matrix W.
+
+Tags (the output contract; ``metrics.json`` uses the same names):
+``loss/train``, ``norm/{fro,nuclear,spectral,schatten_0.5}``, ``rank/effective``,
+``rank/infimal_distance``, ``singular_values/<i>`` (1-based, descending), ``det/value`` and
+``det/sign`` (square problems), ``time/flow``, plus each problem's own (``entries/<i>_<j>`` for the
+unobserved entries of a completion, ``loss/test`` where its ground truth is known; ``norm/l2``,
+``dist/min_norm``, ``dist/flow_closed_form`` for least squares).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from implicit_reg import metrics
+from implicit_reg.problems import Problem
+
+
+def compute(
+    problem: Problem,
+    W: Tensor,
+    *,
+    flow_time: float,
+    W0: Tensor | None = None,
+    max_tracked: int = 16,
+) -> dict[str, Tensor]:
+    """Every logged scalar at W ``(*runs, rows, cols)``, each a tensor of shape ``runs``."""
+    with torch.no_grad():
+        s = metrics.singular_values(W)
+        out = {
+            "loss/train": problem.loss(W),
+            "norm/fro": s.square().sum(-1).sqrt(),
+            "norm/nuclear": s.sum(-1),
+            "norm/spectral": s[..., 0],
+            "norm/schatten_0.5": metrics.schatten_from_singular_values(s, 0.5),
+            "rank/effective": metrics.effective_rank_from_singular_values(s),
+            "rank/infimal_distance": metrics.infimal_distance_from_singular_values(
+                s, problem.infimal_rank
+            ),
+        }
+        for i in range(min(s.shape[-1], max_tracked)):
+            out[f"singular_values/{i + 1}"] = s[..., i]
+        if W.shape[-1] == W.shape[-2]:
+            det = torch.linalg.det(W)
+            out["det/value"] = det
+            out["det/sign"] = torch.sign(det)
+        out.update(problem.scalars(W, flow_time, W0))
+        out["time/flow"] = torch.full_like(s[..., 0], flow_time)
+    return out
+
+
+def to_floats(values: dict[str, Tensor]) -> dict[str, float]:
+    """A single run's scalars (0-d tensors) as Python floats, in one device-to-host copy."""
+    tags = list(values)
+    stacked = torch.stack([values[t] for t in tags]).double().cpu().tolist()
+    return dict(zip(tags, stacked, strict=True))
