@@ -45,7 +45,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     shapes = factor_shapes(rows, cols, cfg.model.depth, width)
     start = sample_factors(cfg.init.kind, cfg.init.scale, cfg.init.det, shapes, cfg.seed)
     model = DeepFactorization(start).to(device, dtype)
-    W0 = model().detach() if cfg.model.depth == 1 else None  # depth 1: W follows its own flow
+    W0 = model().detach().clone() if cfg.model.depth == 1 else None  # depth 1: W has its own flow
 
     tensorboard = TensorBoardLogger(out_dir)
     progress = Progress(cfg.train.max_steps, cfg.train.progress)

@@ -1,0 +1,37 @@
+"""Every config group option composes through Hydra's compose API and builds a problem."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from implicit_reg.problems import build_problem
+from tests.conftest import CONFIGS
+
+OPTIONS = [
+    (group.name, option.stem)
+    for group in sorted(CONFIGS.iterdir())
+    if group.is_dir() and group.name != "hydra"
+    for option in sorted(group.glob("*.yaml"))
+]
+
+
+@pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
+def test_every_config_option_composes(make_cfg, group: str, option: str) -> None:
+    cfg = make_cfg(f"{group}={option}")
+    problem = build_problem(cfg.problem, torch.device("cpu"), torch.float64)
+    assert problem.loss(torch.zeros(problem.shape, dtype=torch.float64)).item() > 0
+
+
+def test_default_is_the_papers_experiment(make_cfg) -> None:
+    cfg = make_cfg()
+    assert cfg.problem.name == "completion_2x2"
+    assert cfg.model.depth == 3
+    assert cfg.init.det == "positive"
+    assert cfg.optim.name == "gd"
+
+
+def test_hydra_output_root_is_outputs() -> None:
+    text = (CONFIGS / "hydra" / "default.yaml").read_text()
+    assert "dir: outputs/runs/" in text and "dir: outputs/multirun/" in text
+    assert Path(CONFIGS.parent / "outputs" / "README.md").exists()
