@@ -3,9 +3,9 @@
 Tags (the output contract; ``metrics.json`` uses the same names):
 ``loss/train``, ``norm/{fro,nuclear,spectral,schatten_0.5}``, ``rank/effective``,
 ``rank/infimal_distance``, ``singular_values/<i>`` (1-based, descending), ``det/value`` and
-``det/sign`` (square problems), ``time/flow``, plus each problem's own (``entries/<i>_<j>`` for the
-unobserved entries of a completion, ``loss/test`` where its ground truth is known; ``norm/l2``,
-``dist/min_norm``, ``dist/flow_closed_form`` for least squares).
+``det/sign`` (square problems), ``time/flow``, plus each problem's own: ``entries/<i>_<j>`` for
+the unobserved entries of a completion, ``loss/test`` where its ground truth is known;
+``beta/<i>``, ``norm/l2``, ``dist/min_norm``, ``dist/flow_closed_form`` for least squares.
 """
 
 from __future__ import annotations

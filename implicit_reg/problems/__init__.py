@@ -27,7 +27,9 @@ def build_problem(
     generator = torch.Generator().manual_seed(int(cfg.seed))
     if cfg.kind == "least_squares":
         X, y = least_squares_data(int(cfg.n), int(cfg.d), generator)
-        return LeastSquares(X.to(device, dtype), y.to(device, dtype), name=cfg.name)
+        return LeastSquares(
+            X.to(device, dtype), y.to(device, dtype), name=cfg.name, max_tracked=max_tracked
+        )
     if cfg.kind == "matrix_completion":
         return _completion(cfg, generator, device, dtype, max_tracked)
     raise ValueError(f"problem.kind must be one of {KINDS}, got {cfg.kind!r}")

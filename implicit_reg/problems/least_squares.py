@@ -15,8 +15,11 @@ from implicit_reg import theory
 class LeastSquares:
     infimal_rank = 1  # {β : Xβ = y} with y ≠ 0 holds no zero matrix; every d×1 matrix has rank ≤ 1
 
-    def __init__(self, X: Tensor, y: Tensor, name: str = "least_squares") -> None:
+    def __init__(
+        self, X: Tensor, y: Tensor, name: str = "least_squares", max_tracked: int = 16
+    ) -> None:
         self.name = name
+        self.max_tracked = max_tracked
         self.X = X
         self.y = y
         self.shape = (int(X.shape[1]), 1)
@@ -28,7 +31,8 @@ class LeastSquares:
 
     def scalars(self, W: Tensor, flow_time: float, W0: Tensor | None) -> dict[str, Tensor]:
         beta = W[..., 0]
-        out = {
+        out = {f"beta/{i + 1}": beta[..., i] for i in range(min(beta.shape[-1], self.max_tracked))}
+        out |= {
             "norm/l2": beta.norm(dim=-1),
             "dist/min_norm": (beta - self.min_norm).norm(dim=-1),
         }
