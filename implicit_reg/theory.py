@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from torch import Tensor
 
 
@@ -27,3 +29,33 @@ def least_squares_flow(X: Tensor, y: Tensor, t: float, beta0: Tensor | None = No
         coords = torch.cat([coords[..., :r] * decay, coords[..., r:]], dim=-1)
         beta = beta + coords @ Vh
     return beta
+
+
+# Theorem 1 on the 2×2 problem of seed eq. (9), made explicit. Each bound holds at any W with
+# det W > 0 and ℓ(W) < 1/2; ``loss`` is a float or an array of losses ℓ.
+
+
+def w11_lower_bound(loss: ArrayLike) -> np.ndarray:
+    """|W₁₁| ≥ (1 − √(2ℓ))²/√(2ℓ) = 1/√(2ℓ) − 2 + √(2ℓ) (seed eq. 20)."""
+    root = np.sqrt(2 * np.asarray(loss, dtype=np.float64))
+    return (1 - root) ** 2 / root
+
+
+def norm_lower_bound(loss: ArrayLike) -> np.ndarray:
+    """‖W‖ ≥ 1/√(2ℓ) − 2 + √(2ℓ) for the Frobenius, nuclear and spectral norms (seed eq. 11 with
+    a = 1/√2, b = 2): each of them is at least σ₁ ≥ |W₁₁|."""
+    return w11_lower_bound(loss)
+
+
+def infimal_distance_upper_bound(loss: ArrayLike) -> np.ndarray:
+    """D(W, M₁) = σ₂ = det W/σ₁ ≤ |W₂₂| + |W₁₂W₂₁|/|W₁₁| ≤ √(2ℓ) + (1 + √(2ℓ))²/(eq. 20 bound),
+    i.e. c√ℓ + O(ℓ) (seed eq. 13), by eqs. (18)–(20)."""
+    root = np.sqrt(2 * np.asarray(loss, dtype=np.float64))
+    return root + (1 + root) ** 2 / w11_lower_bound(loss)
+
+
+def effective_rank_upper_bound(loss: ArrayLike) -> np.ndarray:
+    """erank W = exp H(1 − ε, ε) with ε = σ₂/(σ₁ + σ₂) ≤ σ₂/|W₁₁|; H grows on [0, ½], so
+    erank ≤ exp H(ε̄) with ε̄ = (D bound)/(eq. 20 bound): 1 + O(√ℓ log 1/ℓ) (seed eq. 12)."""
+    eps = np.minimum(infimal_distance_upper_bound(loss) / w11_lower_bound(loss), 0.5)
+    return np.exp(-(1 - eps) * np.log1p(-eps) - eps * np.log(eps))
