@@ -16,6 +16,7 @@ from implicit_reg import artifacts, scalars
 from implicit_reg.config import validate
 from implicit_reg.device import resolve_device, resolve_dtype
 from implicit_reg.factorization import DeepFactorization, factor_shapes
+from implicit_reg.figures.run_panel import run_panel
 from implicit_reg.init import sample_factors
 from implicit_reg.logger import TensorBoardLogger
 from implicit_reg.optim import gradient_descent
@@ -71,6 +72,12 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             ),
             on_log=on_log,
         )
+        wall_time = time.perf_counter() - started
+        if tensorboard.history:
+            title = f"{problem.name}, depth {cfg.model.depth}: {outcome.status}"
+            tensorboard.add_figure(
+                "figures/run", run_panel(tensorboard.history, title), outcome.steps
+            )
     finally:
         progress.close()
         tensorboard.close()
@@ -81,7 +88,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "steps": outcome.steps,
         "flow_time": outcome.flow_time,
         "gradient_evaluations": outcome.gradient_evaluations,
-        "wall_time_s": time.perf_counter() - started,
+        "wall_time_s": wall_time,
         "device": str(device),
         "seed": int(cfg.seed),
     }
@@ -95,7 +102,7 @@ def final_state(model: DeepFactorization, problem: Problem) -> dict[str, Any]:
     """What ``final.pt`` holds: the factors [W_1, …, W_L], the end-to-end matrix and the data."""
     with torch.no_grad():
         factors = [f.detach().cpu() for f in model.factors]
-        W = model().cpu()
+        W = model().detach().cpu()
     end_to_end = {"beta": W[:, 0]} if "X" in problem.data() else {"W": W}
     return {"factors": factors, **end_to_end, **problem.data()}
 

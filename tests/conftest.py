@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from implicit_reg.run import run
 
@@ -31,13 +31,17 @@ def make_cfg() -> Callable[..., DictConfig]:
 def train_run(
     make_cfg: Callable[..., DictConfig], tmp_path: Path
 ) -> Callable[..., tuple[dict[str, Any], Path]]:
-    """``train_run(*overrides)``: run in-process into a fresh folder; returns (metrics, folder)."""
+    """``train_run(*overrides)``: run in-process into a fresh folder laid out as Hydra lays it
+    out (``.hydra/config.yaml`` beside the outputs); returns (metrics, folder)."""
     count = 0
 
     def go(*overrides: str) -> tuple[dict[str, Any], Path]:
         nonlocal count
         count += 1
         out = tmp_path / f"run{count}"
-        return run(make_cfg(*overrides), out), out
+        cfg = make_cfg(*overrides)
+        (out / ".hydra").mkdir(parents=True)
+        OmegaConf.save(cfg, out / ".hydra" / "config.yaml", resolve=True)
+        return run(cfg, out), out
 
     return go

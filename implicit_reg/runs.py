@@ -1,0 +1,50 @@
+"""Finding and reading finished runs: a run folder holds ``.hydra/config.yaml`` and the files of
+the output contract (README § "What each run writes")."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from implicit_reg.events import read_scalars
+
+
+@dataclass
+class Run:
+    folder: Path
+
+    @cached_property
+    def cfg(self) -> DictConfig:
+        return OmegaConf.load(self.folder / ".hydra" / "config.yaml")
+
+    @cached_property
+    def metrics(self) -> dict[str, Any]:
+        path = self.folder / "metrics.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    @cached_property
+    def scalars(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return read_scalars(self.folder)
+
+    @cached_property
+    def final(self) -> dict[str, Any]:
+        return torch.load(self.folder / "final.pt")
+
+    def series(self, tag: str) -> np.ndarray:
+        """The logged values of ``tag`` in step order."""
+        return self.scalars[tag][1]
+
+
+def find_runs(root: Path) -> list[Run]:
+    """Every run folder under ``root`` (``root`` itself included), in path order."""
+    configs = sorted(root.glob("**/.hydra/config.yaml"))
+    return [
+        Run(path.parent.parent) for path in configs if (path.parent.parent / "final.pt").exists()
+    ]

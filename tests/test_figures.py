@@ -1,0 +1,51 @@
+"""Every figure is drawn from short runs into a temporary folder and is a non-trivial PNG."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+
+from implicit_reg.events import read_scalars
+from implicit_reg.figures import draw_all
+from tests.conftest import ROOT
+
+
+def assert_non_trivial_png(path: Path) -> None:
+    assert path.exists() and path.stat().st_size > 20_000
+    pixels = matplotlib.image.imread(path)
+    assert pixels.shape[0] > 300 and pixels.shape[1] > 300
+    assert np.std(pixels[..., :3]) > 0.05  # not a blank canvas
+
+
+def test_least_squares_figure_from_the_experiment_preset(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "experiment=least_squares_min_norm",
+         "train.progress=false", "train.max_steps=300", f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path, check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    written = draw_all(sweep)
+    assert [p.name for p in written] == ["least_squares_min_norm.png"]
+    assert_non_trivial_png(written[0])
+
+
+def test_completion_figures_from_short_runs(train_run, tmp_path: Path) -> None:
+    for depth in (2, 3):
+        train_run(f"model.depth={depth}", "train.loss_tol=0.05", "train.log_every=200")
+    train_run("model.depth=2", "init.det=negative", "train.loss_tol=0.05")
+    written = {p.name: p for p in draw_all(tmp_path, tmp_path / "figures")}
+    assert set(written) == {"norms_blow_up.png", "ranks_minimized.png", "unobserved_entry.png"}
+    for path in written.values():
+        assert_non_trivial_png(path)
+
+
+def test_each_run_logs_its_own_figure(train_run) -> None:
+    _, out = train_run("train.loss_tol=0.5")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out))
+    events.Reload()
+    assert "figures/run" in events.Tags()["images"]
+    assert read_scalars(out)["loss/train"][1][-1] < 0.5
