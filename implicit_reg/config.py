@@ -137,7 +137,8 @@ def _validate_given_target(cfg: DictConfig) -> None:
             raise ConfigError("problem.mask", mask, "1 only where problem.target is not null")
         observed = [[bool(v) for v in r] for r in mask]
     if not any(v for row in observed for v in row):
-        raise ConfigError("problem.mask", p.get("mask"), "at least one observed entry")
+        key = "problem.mask" if p.get("mask") is not None else "problem.target"
+        raise ConfigError(key, OmegaConf.select(cfg, key), "at least one observed entry")
     if p.get("infimal_rank") is None:
         raise ConfigError(
             "problem.infimal_rank", None, "an integer ≥ 1 (required for a given target)"
