@@ -12,11 +12,12 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from implicit_reg import artifacts, scalars
+from implicit_reg import artifacts, checkpoint, scalars
 from implicit_reg.config import validate
 from implicit_reg.device import resolve_device, resolve_dtype
 from implicit_reg.factorization import DeepFactorization, factor_shapes
 from implicit_reg.init import sample_factors
+from implicit_reg.interrupt import StopRequest
 from implicit_reg.logger import TensorBoardLogger
 from implicit_reg.optim import gradient_descent
 from implicit_reg.problems import Problem, build_problem
@@ -46,8 +47,11 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     start = sample_factors(cfg.init.kind, cfg.init.scale, cfg.init.det, shapes, cfg.seed)
     model = DeepFactorization(start).to(device, dtype)
     W0 = model().detach() if cfg.model.depth == 1 else None  # depth 1: W follows its own flow
+    resumed = checkpoint.resume(out_dir, cfg, model)  # same folder: go on from its checkpoint
+    start_step = resumed.step if resumed else 0
+    log.debug("config validated; %s on %s, starting at step %d", cfg.dtype, device, start_step)
 
-    tensorboard = TensorBoardLogger(out_dir)
+    tensorboard = TensorBoardLogger(out_dir, start_step, resumed.last if resumed else None)
     progress = Progress(cfg.train.max_steps, cfg.train.progress)
 
     def on_log(step: int, flow_time: float, W: Tensor) -> None:
@@ -57,23 +61,43 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         floats = scalars.to_floats(values)
         tensorboard.log(step, floats)
         progress.update(step, floats)
+        log.debug("step %d: %s", step, floats)
 
-    started = time.perf_counter()
-    try:
-        outcome = gradient_descent(
-            model,
-            problem,
-            lr=cfg.optim.lr,
-            max_steps=cfg.train.max_steps,
-            loss_tol=cfg.train.loss_tol,
-            schedule=LogSchedule(
-                cfg.train.max_steps, cfg.train.log_every, cfg.train.log_per_decade
-            ),
-            on_log=on_log,
+    started = time.perf_counter() - (resumed.wall_time_s if resumed else 0.0)
+
+    def save_checkpoint(step: int) -> None:
+        tensorboard.flush()  # the curves up to `step` are on disk before the checkpoint is
+        state = checkpoint.Checkpoint(
+            step,
+            list(model.factors),
+            tensorboard.last,
+            time.perf_counter() - started,
+            checkpoint.identity(cfg),
         )
-    finally:
-        progress.close()
-        tensorboard.close()
+        checkpoint.write(out_dir, state)
+        log.debug("checkpoint at step %d", step)
+
+    with StopRequest() as stop, torch.autograd.set_detect_anomaly(cfg.train.detect_anomaly):
+        try:
+            outcome = gradient_descent(
+                model,
+                problem,
+                lr=cfg.optim.lr,
+                max_steps=cfg.train.max_steps,
+                loss_tol=cfg.train.loss_tol,
+                schedule=LogSchedule(
+                    cfg.train.max_steps, cfg.train.log_every, cfg.train.log_per_decade
+                ),
+                on_log=on_log,
+                start_step=start_step,
+                checkpoint_every=cfg.train.checkpoint_every,
+                on_checkpoint=save_checkpoint,
+                stop_requested=stop,
+            )
+            save_checkpoint(outcome.steps)  # resume an interrupted run, or extend a finished one
+        finally:
+            progress.close()
+            tensorboard.close()
 
     result: dict[str, Any] = {
         **tensorboard.last,
@@ -85,8 +109,11 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "device": str(device),
         "seed": int(cfg.seed),
     }
+    if stop.name is not None:
+        result["signal"] = stop.name
     artifacts.write_json(out_dir / "metrics.json", result)
-    artifacts.save_torch(out_dir / "final.pt", final_state(model, problem))
+    if outcome.status != "interrupted":
+        artifacts.save_torch(out_dir / "final.pt", final_state(model, problem))
     log.info("\n%s", summary(result, out_dir))
     return result
 

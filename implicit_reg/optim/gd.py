@@ -23,27 +23,45 @@ def gradient_descent(
     loss_tol: float,
     schedule: LogSchedule,
     on_log: Callable[[int, float, Tensor], None],
+    start_step: int = 0,
+    checkpoint_every: int = 0,
+    on_checkpoint: Callable[[int], None] = lambda step: None,
+    stop_requested: Callable[[], bool] = lambda: False,
 ) -> Outcome:
     """Run until the loss falls below ``loss_tol``, turns NaN/Inf, or ``max_steps`` steps.
 
     ``on_log(step, flow_time, W)`` sees the end-to-end matrix at every scheduled step and at the
-    last finite one. A step of size η advances gradient-flow time by η.
+    last finite one. A step of size η advances gradient-flow time by η. The model holds the
+    factors after ``start_step`` steps (0, or a checkpoint's step); ``on_checkpoint(step)`` is
+    called every ``checkpoint_every`` steps, and ``stop_requested()`` before every step ends the
+    run with status ``interrupted``. A NaN/Inf in any factor makes W, and so the loss, non-finite
+    (∞·0 = NaN; both losses sum over all entries of W), so the loss check covers the factors.
     """
     params = list(model.parameters())
-    status = "max_steps"
-    for step in range(max_steps + 1):
+    status, unlogged = "max_steps", None  # unlogged: the last finite (step, W) not yet logged
+    for step in range(start_step, max_steps + 1):
+        if stop_requested():
+            status = "interrupted"
+            break
         W = model()
         loss = problem.loss(W).sum()
         value = loss.item()
         if not math.isfinite(value):
             status = "diverged"
+            if unlogged is not None:
+                on_log(unlogged[0], lr * unlogged[0], unlogged[1])
             break
         done = value < loss_tol or step == max_steps
-        if done or schedule.due(step):
+        logged = done or schedule.due(step)
+        if logged:
             on_log(step, lr * step, W.detach())
         if done:
             status = "converged" if value < loss_tol else "max_steps"
             break
+        if checkpoint_every and step % checkpoint_every == 0 and step > start_step:
+            on_checkpoint(step)
+        # At depth 1, W is the factor itself, which the update overwrites: keep a copy.
+        unlogged = None if logged else (step, W.detach().clone() if W is params[0] else W.detach())
         grads = torch.autograd.grad(loss, params)
         with torch.no_grad():
             torch._foreach_add_(params, grads, alpha=-lr)
