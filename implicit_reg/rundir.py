@@ -30,16 +30,22 @@ def claim(path: str) -> str:
             candidate = base.with_name(f"{base.name}-{n}")
 
 
-def _claim_dir(node: DictConfig) -> None:
-    """Replace ``node.dir`` by a claimed folder if it is named with a timestamp."""
-    if "${now:" in str(OmegaConf.to_container(node, resolve=False)["dir"]):
-        with read_write(node):
-            node.dir = claim(str(node.dir))
+def _claim_dir(config: DictConfig, mode: str) -> None:
+    """Replace ``hydra.<mode>.dir`` by a claimed folder if it is named with a timestamp."""
+    node = config.hydra[mode]
+    if "${now:" not in str(OmegaConf.to_container(node, resolve=False)["dir"]):
+        return
+    path = claim(str(node.dir))
+    quoted = "'" + path.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    with read_write(config.hydra):
+        node.dir = path
+        # A sweep composes each job's config again from the overrides: pass the folder on.
+        config.hydra.overrides.hydra.append(f"hydra.{mode}.dir={quoted}")
 
 
 class ClaimOutputDir(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _claim_dir(config.hydra.run)
+        _claim_dir(config, "run")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _claim_dir(config.hydra.sweep)
+        _claim_dir(config, "sweep")
