@@ -38,7 +38,7 @@ def gradient_descent(
     (∞·0 = NaN; both losses sum over all entries of W), so the loss check covers the factors.
     """
     params = list(model.parameters())
-    status, unlogged = "max_steps", None  # unlogged: the last finite (step, W) not yet logged
+    status, last = "max_steps", None  # last: (step, W, logged) of the last finite step
     for step in range(start_step, max_steps + 1):
         if stop_requested():
             status = "interrupted"
@@ -48,8 +48,8 @@ def gradient_descent(
         value = loss.item()
         if not math.isfinite(value):
             status = "diverged"
-            if unlogged is not None:
-                on_log(unlogged[0], lr * unlogged[0], unlogged[1])
+            if last is not None and not last[2]:
+                on_log(last[0], lr * last[0], last[1].detach())
             break
         done = value < loss_tol or step == max_steps
         logged = done or schedule.due(step)
@@ -61,7 +61,7 @@ def gradient_descent(
         if checkpoint_every and step % checkpoint_every == 0 and step > start_step:
             on_checkpoint(step)
         # At depth 1, W is the factor itself, which the update overwrites: keep a copy.
-        unlogged = None if logged else (step, W.detach().clone() if W is params[0] else W.detach())
+        last = (step, W.detach().clone() if W is params[0] else W, logged)
         grads = torch.autograd.grad(loss, params)
         with torch.no_grad():
             torch._foreach_add_(params, grads, alpha=-lr)
