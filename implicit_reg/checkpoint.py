@@ -74,25 +74,30 @@ def read(out_dir: Path) -> Checkpoint | None:
     return Checkpoint(**torch.load(path, map_location="cpu", weights_only=True))
 
 
-def resume(out_dir: Path, cfg: DictConfig, model: DeepFactorization) -> Checkpoint | None:
-    """Load the folder's checkpoint into ``model`` if there is one, after checking that it was
-    written by the same run (else ``ConfigError`` naming the first key that differs)."""
-    ckpt = read(out_dir)
-    if ckpt is None:
-        return None
+def check(ckpt: Checkpoint, cfg: DictConfig, path: Path) -> None:
+    """Refuse (``ConfigError``, naming the first key that differs) to resume ``ckpt`` with a
+    config that would not continue the run that wrote it."""
     current = identity(cfg)
     for key in sorted(set(current) | set(ckpt.config)):
         if current.get(key) != ckpt.config.get(key):
             raise ConfigError(
                 key,
                 current.get(key),
-                f"{ckpt.config.get(key)!r}, as in the checkpoint of {out_dir / FILE} (a run "
-                "resumes with the config it started with; use a new folder for a new run)",
+                f"{ckpt.config.get(key)!r}, as in the checkpoint of {path} (a run resumes with "
+                "the config it started with; use a new folder for a new run)",
             )
     if ckpt.step > cfg.train.max_steps:
         raise ConfigError(
-            "train.max_steps", cfg.train.max_steps, f"≥ {ckpt.step}, the step of {out_dir / FILE}"
+            "train.max_steps", cfg.train.max_steps, f"≥ {ckpt.step}, the step of {path}"
         )
+
+
+def resume(out_dir: Path, cfg: DictConfig, model: DeepFactorization) -> Checkpoint | None:
+    """Load the folder's checkpoint into ``model`` if there is one and ``check`` allows it."""
+    ckpt = read(out_dir)
+    if ckpt is None:
+        return None
+    check(ckpt, cfg, out_dir / FILE)
     with torch.no_grad():
         for param, saved in zip(model.factors, ckpt.factors, strict=True):
             param.copy_(saved)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
@@ -16,6 +18,11 @@ from omegaconf import DictConfig
 import implicit_reg  # noqa: F401  (registers the config schema)
 
 REPO = Path(__file__).resolve().parents[1]
+
+_spec = importlib.util.spec_from_file_location("train_script", REPO / "train.py")
+train_script = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(train_script)
+train_script.main.__wrapped__.__module__ = "__main__"  # Hydra: configs/ beside train.py
 
 
 def config(*overrides: str) -> DictConfig:
@@ -35,6 +42,12 @@ def train(*overrides: str, wait: bool = True) -> subprocess.Popen | subprocess.C
     return subprocess.Popen(
         cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
+
+
+def train_here(monkeypatch: pytest.MonkeyPatch, *args: str) -> None:
+    """``python train.py args…`` in this process (no interpreter start-up)."""
+    monkeypatch.setattr(sys, "argv", ["train.py", *args])
+    train_script.main()
 
 
 def metrics(run_dir: Path) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import re
 import pytest
 import torch
 from hydra.errors import ConfigCompositionException, MissingConfigException
-from robust_helpers import config
+from robust_helpers import config, train_here
 
 from implicit_reg import run
 from implicit_reg.config import ConfigError, validate
@@ -99,3 +99,27 @@ def test_schema_refuses_unknown_keys_and_wrong_types_at_composition(override, wo
     message = f"{error.value}\n{error.value.__cause__}"
     for word in words:
         assert word in message
+
+
+def test_train_py_refuses_before_hydra_makes_the_run_folder(tmp_path, monkeypatch):
+    with pytest.raises(SystemExit) as refused:
+        train_here(monkeypatch, "optim.lr=nan", f"hydra.run.dir={tmp_path / 'run'}")
+    assert refused.value.code == "ConfigError: invalid config: optim.lr=nan — allowed: a number > 0"
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_refused_resume_leaves_the_runs_record_alone(tmp_path, monkeypatch):
+    short = (
+        "device=cpu",
+        "train.progress=false",
+        "train.max_steps=10",
+        f"hydra.run.dir={tmp_path}",
+    )
+    train_here(monkeypatch, *short)
+    record = (tmp_path / ".hydra" / "config.yaml").read_text()
+    with pytest.raises(SystemExit) as refused:
+        train_here(monkeypatch, *short, "seed=3")
+    assert str(refused.value.code).startswith(
+        "ConfigError: invalid config: seed=3 — allowed: 0, as in"
+    )
+    assert (tmp_path / ".hydra" / "config.yaml").read_text() == record

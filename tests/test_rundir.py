@@ -3,18 +3,11 @@ folder; a fixed folder name is reused, which is how a run resumes."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
-from robust_helpers import REPO, metrics
+from robust_helpers import metrics, train_here
 
 from implicit_reg.rundir import claim
-
-_spec = importlib.util.spec_from_file_location("train_script", REPO / "train.py")
-train_script = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(train_script)
-train_script.main.__wrapped__.__module__ = "__main__"  # Hydra: configs/ beside train.py
 
 
 def test_claim_gives_each_caller_its_own_new_folder(tmp_path):
@@ -25,12 +18,6 @@ def test_claim_gives_each_caller_its_own_new_folder(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["12-00-00-000000_run"] + [f"12-00-00-000000_run-{n}" for n in range(1, 32)]
     )
-
-
-def train_here(monkeypatch, *args: str) -> None:
-    """``python train.py args…`` in this process (no interpreter start-up)."""
-    monkeypatch.setattr(sys, "argv", ["train.py", *args])
-    train_script.main()
 
 
 def test_two_runs_and_two_sweeps_with_the_same_timestamp_get_two_folders(tmp_path, monkeypatch):
