@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     log.debug("config validated; %s on %s, starting at step %d", cfg.dtype, device, start_step)
 
     tensorboard = TensorBoardLogger(out_dir, start_step, resumed.last if resumed else None)
-    progress = Progress(cfg.train.max_steps, cfg.train.progress)
+    progress = Progress(cfg.train.max_steps, cfg.train.progress, initial=start_step)
 
     def on_log(step: int, flow_time: float, W: Tensor) -> None:
         values = scalars.compute(
@@ -77,27 +78,30 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         checkpoint.write(out_dir, state)
         log.debug("checkpoint at step %d", step)
 
-    with StopRequest() as stop, torch.autograd.set_detect_anomaly(cfg.train.detect_anomaly):
-        try:
-            outcome = gradient_descent(
-                model,
-                problem,
-                lr=cfg.optim.lr,
-                max_steps=cfg.train.max_steps,
-                loss_tol=cfg.train.loss_tol,
-                schedule=LogSchedule(
-                    cfg.train.max_steps, cfg.train.log_every, cfg.train.log_per_decade
-                ),
-                on_log=on_log,
-                start_step=start_step,
-                checkpoint_every=cfg.train.checkpoint_every,
-                on_checkpoint=save_checkpoint,
-                stop_requested=stop,
-            )
-            save_checkpoint(outcome.steps)  # resume an interrupted run, or extend a finished one
-        finally:
-            progress.close()
-            tensorboard.close()
+    guards = ExitStack()  # SIGINT/SIGTERM stop the loop; anomaly detection on if asked
+    stop = guards.enter_context(StopRequest())
+    guards.enter_context(torch.autograd.set_detect_anomaly(cfg.train.detect_anomaly))
+    try:
+        outcome = gradient_descent(
+            model,
+            problem,
+            lr=cfg.optim.lr,
+            max_steps=cfg.train.max_steps,
+            loss_tol=cfg.train.loss_tol,
+            schedule=LogSchedule(
+                cfg.train.max_steps, cfg.train.log_every, cfg.train.log_per_decade
+            ),
+            on_log=on_log,
+            start_step=start_step,
+            checkpoint_every=cfg.train.checkpoint_every,
+            on_checkpoint=save_checkpoint,
+            stop_requested=stop,
+        )
+        save_checkpoint(outcome.steps)  # resume an interrupted run, or extend a finished one
+    finally:
+        guards.close()
+        progress.close()
+        tensorboard.close()
 
     result: dict[str, Any] = {
         **tensorboard.last,
