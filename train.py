@@ -1,5 +1,7 @@
 """Entry point: ``python train.py [overrides]`` trains one run; ``-m`` sweeps. See README."""
 
+import signal
+import sys
 from pathlib import Path
 
 import hydra
@@ -11,7 +13,9 @@ from implicit_reg import run
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> None:
-    run(cfg, Path(HydraConfig.get().runtime.output_dir))
+    result = run(cfg, Path(HydraConfig.get().runtime.output_dir))
+    if result["status"] == "interrupted":  # outputs are written; stop a sweep too
+        sys.exit(128 + signal.Signals[result["signal"]])
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ one message naming the key, the value and what is allowed."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -41,6 +42,7 @@ def _choice(cfg: DictConfig, key: str, allowed: tuple[str, ...]) -> None:
 
 def validate(cfg: DictConfig) -> None:
     """Raise ``ConfigError`` on the first bad value."""
+    _known_keys(cfg, "")
     _choice(cfg, "device", DEVICES)
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device", "cuda", "auto | cpu (no CUDA GPU is visible on this machine)")
@@ -57,6 +59,28 @@ def validate(cfg: DictConfig) -> None:
     _number(cfg, "train.loss_tol", minimum=0, strict=False, integer=False)
     _number(cfg, "train.log_every", minimum=1, strict=False, integer=True)
     _number(cfg, "train.log_per_decade", minimum=0, strict=False, integer=True)
+    _number(cfg, "train.max_tracked", minimum=0, strict=False, integer=True)
+    _number(cfg, "train.checkpoint_every", minimum=0, strict=False, integer=True)
+
+
+def _known_keys(node: DictConfig, prefix: str) -> None:
+    """Refuse keys that a node's schema (``implicit_reg.schema``) lacks. Composition already
+    refuses them, except those added with ``+key=value``, which Hydra lets into any node."""
+    schema = OmegaConf.get_type(node)
+    if dataclasses.is_dataclass(schema):
+        names = [f.name for f in dataclasses.fields(schema)]
+        for key in node:
+            if key not in names:
+                where = f"a key of {prefix.rstrip('.') or 'the top level'}"
+                raise ConfigError(
+                    f"{prefix}{key}",
+                    OmegaConf.select(node, str(key)),
+                    f"{where}: {' | '.join(names)}",
+                )
+    for key in node:
+        child = node._get_node(key)
+        if isinstance(child, DictConfig) and not child._is_none():
+            _known_keys(child, f"{prefix}{key}.")
 
 
 def _validate_problem(cfg: DictConfig) -> None:
@@ -113,7 +137,8 @@ def _validate_given_target(cfg: DictConfig) -> None:
             raise ConfigError("problem.mask", mask, "1 only where problem.target is not null")
         observed = [[bool(v) for v in r] for r in mask]
     if not any(v for row in observed for v in row):
-        raise ConfigError("problem.mask", p.get("mask"), "at least one observed entry")
+        key = "problem.mask" if p.get("mask") is not None else "problem.target"
+        raise ConfigError(key, OmegaConf.select(cfg, key), "at least one observed entry")
     if p.get("infimal_rank") is None:
         raise ConfigError(
             "problem.infimal_rank", None, "an integer ≥ 1 (required for a given target)"

@@ -9,16 +9,17 @@ from tqdm.auto import tqdm
 
 
 class Progress:
-    def __init__(self, total: int, enabled: bool, unit: str = "step") -> None:
+    def __init__(self, total: int, enabled: bool, unit: str = "step", initial: int = 0) -> None:
         self.bar = tqdm(
             total=total,
+            initial=initial,
             unit=unit,
             disable=not enabled,
             dynamic_ncols=True,
             file=sys.stderr,
             mininterval=0.5,
         )
-        self.position = 0
+        self.position = initial
 
     def update(self, position: int, scalars: dict[str, float]) -> None:
         self.bar.update(position - self.position)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +13,14 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from implicit_reg import artifacts, scalars
+from implicit_reg import artifacts, checkpoint, scalars
 from implicit_reg.config import validate
 from implicit_reg.device import resolve_device, resolve_dtype
+from implicit_reg.events import read_scalars
 from implicit_reg.factorization import DeepFactorization, factor_shapes
 from implicit_reg.figures.run_panel import run_panel
 from implicit_reg.init import sample_factors
+from implicit_reg.interrupt import StopRequest
 from implicit_reg.logger import TensorBoardLogger
 from implicit_reg.optim import gradient_descent
 from implicit_reg.problems import Problem, build_problem
@@ -47,9 +50,12 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     start = sample_factors(cfg.init.kind, cfg.init.scale, cfg.init.det, shapes, cfg.seed)
     model = DeepFactorization(start).to(device, dtype)
     W0 = model().detach().clone() if cfg.model.depth == 1 else None  # depth 1: W has its own flow
+    resumed = checkpoint.resume(out_dir, cfg, model)  # same folder: go on from its checkpoint
+    start_step = resumed.step if resumed else 0
+    log.debug("config validated; %s on %s, starting at step %d", cfg.dtype, device, start_step)
 
-    tensorboard = TensorBoardLogger(out_dir)
-    progress = Progress(cfg.train.max_steps, cfg.train.progress)
+    tensorboard = TensorBoardLogger(out_dir, start_step, resumed.last if resumed else None)
+    progress = Progress(cfg.train.max_steps, cfg.train.progress, initial=start_step)
 
     def on_log(step: int, flow_time: float, W: Tensor) -> None:
         values = scalars.compute(
@@ -58,8 +64,25 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         floats = scalars.to_floats(values)
         tensorboard.log(step, floats)
         progress.update(step, floats)
+        log.debug("step %d: %s", step, floats)
 
-    started = time.perf_counter()
+    started = time.perf_counter() - (resumed.wall_time_s if resumed else 0.0)
+
+    def save_checkpoint(step: int) -> None:
+        tensorboard.flush()  # the curves up to `step` are on disk before the checkpoint is
+        state = checkpoint.Checkpoint(
+            step,
+            list(model.factors),
+            tensorboard.last,
+            time.perf_counter() - started,
+            checkpoint.identity(cfg),
+        )
+        checkpoint.write(out_dir, state)
+        log.debug("checkpoint at step %d", step)
+
+    guards = ExitStack()  # SIGINT/SIGTERM stop the loop; anomaly detection on if asked
+    stop = guards.enter_context(StopRequest())
+    guards.enter_context(torch.autograd.set_detect_anomaly(cfg.train.detect_anomaly))
     try:
         outcome = gradient_descent(
             model,
@@ -71,14 +94,19 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                 cfg.train.max_steps, cfg.train.log_every, cfg.train.log_per_decade
             ),
             on_log=on_log,
+            start_step=start_step,
+            checkpoint_every=cfg.train.checkpoint_every,
+            on_checkpoint=save_checkpoint,
+            stop_requested=stop,
         )
         wall_time = time.perf_counter() - started
-        if tensorboard.history:
-            title = f"{problem.name}, depth {cfg.model.depth}: {outcome.status}"
-            tensorboard.add_figure(
-                "figures/run", run_panel(tensorboard.history, title), outcome.steps
-            )
+        save_checkpoint(outcome.steps)  # resume an interrupted run, or extend a finished one
+        title = f"{problem.name}, depth {cfg.model.depth}: {outcome.status}"
+        tensorboard.add_figure(
+            "figures/run", run_panel(read_scalars(out_dir), title), outcome.steps
+        )
     finally:
+        guards.close()
         progress.close()
         tensorboard.close()
 
@@ -92,8 +120,11 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "device": str(device),
         "seed": int(cfg.seed),
     }
+    if stop.name is not None:
+        result["signal"] = stop.name
     artifacts.write_json(out_dir / "metrics.json", result)
-    artifacts.save_torch(out_dir / "final.pt", final_state(model, problem))
+    if outcome.status != "interrupted":
+        artifacts.save_torch(out_dir / "final.pt", final_state(model, problem))
     log.info("\n%s", summary(result, out_dir))
     return result
 

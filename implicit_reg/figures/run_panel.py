@@ -8,9 +8,10 @@ from matplotlib.figure import Figure
 from implicit_reg.figures import style
 
 
-def run_panel(history: dict[str, list[float]], title: str) -> Figure:
-    """Loss against flow time, then norms, ranks and the tracked entry (or ‖β‖) against loss."""
-    h = {tag: np.asarray(values) for tag, values in history.items()}
+def run_panel(scalars: dict[str, tuple[np.ndarray, np.ndarray]], title: str) -> Figure:
+    """Loss against flow time, then norms, ranks and the tracked entry (or ‖β‖) against loss;
+    ``scalars`` as ``events.read_scalars`` gives them."""
+    h = {tag: values for tag, (_, values) in scalars.items()}
     loss, time = h["loss/train"], h["time/flow"]
     fig, (ax_loss, ax_norm, ax_rank, ax_entry) = style.new(4, width=3.8, height=3.3)
     keep = time > 0

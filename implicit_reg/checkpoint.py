@@ -1,0 +1,104 @@
+"""Checkpoints: ``checkpoint.pt`` in the run folder holds what a run needs to go on exactly as if
+it had never stopped: the step, the factors, the last logged scalars and the wall time so far.
+
+Gradient descent keeps no other state (no momentum, no random numbers after the init), so the
+factors after ``step`` steps determine the rest of the trajectory: a resumed run ends with the
+same factors, bit for bit on the CPU, as one that was never stopped. Written atomically
+(``artifacts.save_torch``), so a run killed while saving keeps its previous checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+
+from implicit_reg import artifacts
+from implicit_reg.config import ConfigError
+from implicit_reg.factorization import DeepFactorization
+
+FILE = "checkpoint.pt"
+SAME_RUN_KEYS = ("problem", "model", "init", "optim", "seed", "dtype")
+"""Config keys that fix the trajectory: a checkpoint only resumes a run that agrees on them
+(``train.*`` may differ, e.g. a larger ``train.max_steps`` extends a finished run)."""
+
+
+@dataclass
+class Checkpoint:
+    step: int
+    """Gradient steps taken: the factors are those after this many steps."""
+    factors: list[Tensor]
+    last: dict[str, float]
+    """The last logged scalars, what ``metrics.json`` reports if nothing is logged after."""
+    wall_time_s: float
+    config: dict[str, Any]
+    """The ``SAME_RUN_KEYS`` of the run's config, flattened to dotted keys."""
+
+
+def identity(cfg: DictConfig) -> dict[str, Any]:
+    """The ``SAME_RUN_KEYS`` of ``cfg`` as ``{"optim.lr": 0.01, …}``."""
+    container = OmegaConf.to_container(cfg, resolve=True)
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, child in value.items():
+                walk(f"{prefix}.{key}", child)
+        else:
+            flat[prefix] = value
+
+    for key in SAME_RUN_KEYS:
+        walk(key, container.get(key))
+    return flat
+
+
+def write(out_dir: Path, ckpt: Checkpoint) -> None:
+    state = {
+        "step": ckpt.step,
+        "factors": [f.detach().cpu().clone() for f in ckpt.factors],
+        "last": dict(ckpt.last),
+        "wall_time_s": ckpt.wall_time_s,
+        "config": ckpt.config,
+    }
+    artifacts.save_torch(out_dir / FILE, state)
+
+
+def read(out_dir: Path) -> Checkpoint | None:
+    path = out_dir / FILE
+    if not path.exists():
+        return None
+    return Checkpoint(**torch.load(path, map_location="cpu", weights_only=True))
+
+
+def check(ckpt: Checkpoint, cfg: DictConfig, path: Path) -> None:
+    """Refuse (``ConfigError``, naming the first key that differs) to resume ``ckpt`` with a
+    config that would not continue the run that wrote it."""
+    current = identity(cfg)
+    for key in sorted(set(current) | set(ckpt.config)):
+        if current.get(key) != ckpt.config.get(key):
+            raise ConfigError(
+                key,
+                current.get(key),
+                f"{ckpt.config.get(key)!r}, as in the checkpoint of {path} (a run resumes with "
+                "the config it started with; use a new folder for a new run)",
+            )
+    if ckpt.step > cfg.train.max_steps:
+        raise ConfigError(
+            "train.max_steps", cfg.train.max_steps, f"≥ {ckpt.step}, the step of {path}"
+        )
+
+
+def resume(out_dir: Path, cfg: DictConfig, model: DeepFactorization) -> Checkpoint | None:
+    """Load the folder's checkpoint into ``model`` if there is one and ``check`` allows it."""
+    ckpt = read(out_dir)
+    if ckpt is None:
+        return None
+    check(ckpt, cfg, out_dir / FILE)
+    with torch.no_grad():
+        for param, saved in zip(model.factors, ckpt.factors, strict=True):
+            param.copy_(saved)
+    return ckpt

@@ -1,0 +1,125 @@
+"""Bad input is refused before any work starts, with one message naming key, value and allowed."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from robust_helpers import config, train_here
+
+from implicit_reg import run
+from implicit_reg.config import ConfigError, validate
+
+CASES = [
+    # (overrides, key, value as printed, words of the "allowed" part)
+    (["init.kind=foo"], "init.kind", "'foo'", "gaussian | identity | balanced | zero"),
+    (["model.depth=0"], "model.depth", "0", "an integer ≥ 1"),
+    (["model.depth=-2"], "model.depth", "-2", "an integer ≥ 1"),
+    (["model.width=0"], "model.width", "0", "an integer ≥ 1"),
+    (["init.scale=0"], "init.scale", "0.0", "a number > 0"),
+    (["init.scale=-0.1"], "init.scale", "-0.1", "a number > 0"),
+    (["init.scale=nan"], "init.scale", "nan", "a number > 0"),
+    (["optim.lr=0"], "optim.lr", "0.0", "a number > 0"),
+    (["optim.lr=nan"], "optim.lr", "nan", "a number > 0"),
+    (["optim.lr=inf"], "optim.lr", "inf", "a number > 0"),
+    (["train.max_steps=0"], "train.max_steps", "0", "an integer ≥ 1"),
+    (["train.loss_tol=-1e-3"], "train.loss_tol", "-0.001", "a number ≥ 0"),
+    (["train.loss_tol=nan"], "train.loss_tol", "nan", "a number ≥ 0"),
+    (["train.checkpoint_every=-1"], "train.checkpoint_every", "-1", "an integer ≥ 0"),
+    (["problem.mask=[[1,0]]"], "problem.mask", "[[1, 0]]", "a 2×2 list of 0/1"),
+    (["problem.mask=[[1,0,1],[1,0,1]]"], "problem.mask", "[[1, 0, 1], [1, 0, 1]]", "a 2×2 list"),
+    (["problem.mask=[[0,0],[0,0]]"], "problem.mask", "[[0, 0], [0, 0]]", "at least one observed"),
+    (["problem.target=[[null,null]]"], "problem.target", "[[None, None]]", "at least one observed"),
+    (["problem=least_squares", "problem.n=0"], "problem.n", "0", "an integer ≥ 1"),
+    (["problem=least_squares", "problem.d=0"], "problem.d", "0", "an integer ≥ 1"),
+    (["problem.kind=foo"], "problem.kind", "'foo'", "least_squares | matrix_completion"),
+    (["+foo=1"], "foo", "1", "a key of the top level: model | init | optim"),
+    (["+model.wdith=4"], "model.wdith", "4", "a key of model: depth | width"),
+    (["+train.max_step=5"], "train.max_step", "5", "a key of train: max_steps"),
+    (["+problem.rnak=2"], "problem.rnak", "2", "a key of problem: name | kind"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "key", "value", "allowed"), CASES)
+def test_bad_value_is_refused_with_key_value_and_allowed(overrides, key, value, allowed):
+    with pytest.raises(ConfigError) as error:
+        validate(config(*overrides))
+    message = str(error.value)
+    assert error.value.key == key
+    assert message.startswith(f"invalid config: {key}={value} — allowed: ")
+    assert allowed in message.split(" — allowed: ", 1)[1]
+
+
+def test_zero_loss_tol_means_run_to_max_steps(tmp_path):
+    cfg = config("train.loss_tol=0", "train.max_steps=7", "train.progress=false", "device=cpu")
+    validate(cfg)
+    result = run(cfg, tmp_path)
+    assert (result["status"], result["steps"]) == ("max_steps", 7)
+
+
+def test_refused_before_any_work(tmp_path):
+    with pytest.raises(ConfigError, match=re.escape("optim.lr=nan")):
+        run(config("optim.lr=nan"), tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cuda_without_gpu_is_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError) as error:
+        validate(config("device=cuda"))
+    assert str(error.value) == (
+        "invalid config: device='cuda' — allowed: auto | cpu (no CUDA GPU is visible on this "
+        "machine)"
+    )
+
+
+def test_unknown_problem_is_refused_by_hydra_listing_the_problems():
+    with pytest.raises(MissingConfigException) as error:
+        config("problem=foo")
+    message = str(error.value)
+    assert "Could not find 'problem/foo'" in message
+    options = message.split("Available options in 'problem':", 1)[1].split("Config search")[0]
+    assert options.split() == ["completion_2x2", "least_squares", "matrix_completion"]
+
+
+@pytest.mark.parametrize(
+    ("override", "words"),
+    [
+        ("model.foo=1", ["model.foo", "Key 'foo' not in 'ModelSchema'"]),
+        ("train.max_steps=nan", ["train.max_steps", "'nan'", "could not be converted to Integer"]),
+        ("model.depth=abc", ["model.depth", "'abc'", "could not be converted to Integer"]),
+        ("problem=least_squares problem.rows=3", ["problem.rows", "not in 'LeastSquaresSchema'"]),
+    ],
+)
+def test_schema_refuses_unknown_keys_and_wrong_types_at_composition(override, words):
+    with pytest.raises(ConfigCompositionException) as error:
+        config(*override.split())
+    message = f"{error.value}\n{error.value.__cause__}"
+    for word in words:
+        assert word in message
+
+
+def test_train_py_refuses_before_hydra_makes_the_run_folder(tmp_path, monkeypatch):
+    with pytest.raises(SystemExit) as refused:
+        train_here(monkeypatch, "optim.lr=nan", f"hydra.run.dir={tmp_path / 'run'}")
+    assert refused.value.code == "ConfigError: invalid config: optim.lr=nan — allowed: a number > 0"
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_refused_resume_leaves_the_runs_record_alone(tmp_path, monkeypatch):
+    short = (
+        "device=cpu",
+        "train.progress=false",
+        "train.max_steps=10",
+        f"hydra.run.dir={tmp_path}",
+    )
+    train_here(monkeypatch, *short)
+    record = (tmp_path / ".hydra" / "config.yaml").read_text()
+    with pytest.raises(SystemExit) as refused:
+        train_here(monkeypatch, *short, "seed=3")
+    assert str(refused.value.code).startswith(
+        "ConfigError: invalid config: seed=3 — allowed: 0, as in"
+    )
+    assert (tmp_path / ".hydra" / "config.yaml").read_text() == record

@@ -1,0 +1,117 @@
+"""Interruption and resume: SIGTERM/SIGINT write a checkpoint and metrics.json (`interrupted`);
+SIGKILL loses only what came after the last periodic checkpoint; a rerun in the same folder
+continues the same curves and ends with the factors of an uninterrupted run, bit for bit (CPU)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from robust_helpers import bitwise_equal, config, factors, metrics, train
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from implicit_reg import checkpoint, run
+from implicit_reg.config import ConfigError
+from implicit_reg.interrupt import StopRequest
+
+STEPS = 4000
+RUN = (
+    f"train.max_steps={STEPS}", "train.loss_tol=0", "train.log_every=250",
+    "train.log_per_decade=10", "train.checkpoint_every=500",
+)  # fmt: skip
+
+
+def curves(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar tag as (step, value) pairs, as TensorBoard shows them (purged steps gone)."""
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    return {
+        tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]
+    }
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """The same run, never interrupted (in this process: the numbers do not depend on it)."""
+    out = tmp_path_factory.mktemp("reference")
+    run(config(*RUN, "device=cpu", "train.progress=false"), out)
+    return out
+
+
+def start_and_stop(out: Path, signum: int) -> tuple[int, int]:
+    """Start the run, send ``signum`` once its first periodic checkpoint is on disk and a little
+    later; return the exit code and the checkpoint's step."""
+    process = train(*RUN, f"hydra.run.dir={out}", wait=False)
+    deadline = time.monotonic() + 60
+    while not (out / checkpoint.FILE).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    assert process.poll() is None, "the run ended before it could be stopped"
+    process.send_signal(signum)
+    code = process.wait(timeout=60)
+    step = checkpoint.read(out).step
+    assert 0 < step < STEPS
+    return code, step
+
+
+def assert_resumed_like(out: Path, reference: Path) -> None:
+    resumed = train(*RUN, f"hydra.run.dir={out}")
+    assert resumed.returncode == 0, resumed.stderr
+    assert bitwise_equal(factors(out), factors(reference))
+    assert metrics(out)["status"] == "max_steps" and metrics(out)["steps"] == STEPS
+    got, want = curves(out), curves(reference)
+    assert got.keys() == want.keys()
+    for tag in want:  # same steps, once each, same values
+        assert [s for s, _ in got[tag]] == [s for s, _ in want[tag]], tag
+        assert [v for _, v in got[tag]] == [v for _, v in want[tag]], tag
+
+
+def test_sigkill_then_resume_from_the_last_periodic_checkpoint(tmp_path, reference):
+    code, step = start_and_stop(tmp_path, signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    assert step % 500 == 0
+    assert not (tmp_path / "final.pt").exists()
+    assert_resumed_like(tmp_path, reference)
+
+
+def test_sigterm_writes_checkpoint_and_metrics_then_resumes(tmp_path, reference):
+    code, step = start_and_stop(tmp_path, signal.SIGTERM)
+    assert code == 128 + signal.SIGTERM
+    saved = metrics(tmp_path)
+    assert (saved["status"], saved["signal"], saved["steps"]) == ("interrupted", "SIGTERM", step)
+    assert saved["flow_time"] == pytest.approx(0.01 * step)
+    assert {"loss/train", "rank/effective", "entries/1_1"} <= saved.keys()
+    assert not (tmp_path / "final.pt").exists()
+    logged = curves(tmp_path)["loss/train"]  # flushed before the process ended
+    assert logged and logged[-1][0] <= step
+    assert_resumed_like(tmp_path, reference)
+
+
+def test_stop_request_turns_the_first_signal_into_a_flag_and_the_second_into_an_exit():
+    before = signal.getsignal(signal.SIGINT)
+    with StopRequest() as stop:
+        assert not stop()
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop() and stop.name == "SIGINT"
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_resume_refuses_a_different_run_and_extends_a_finished_one(tmp_path):
+    base = ("train.loss_tol=0", "train.progress=false", "device=cpu", "train.checkpoint_every=0")
+    run(config(*base, "train.max_steps=300"), tmp_path)
+    with pytest.raises(
+        ConfigError, match=r"optim\.lr=0\.02 — allowed: 0\.01, as in the checkpoint"
+    ):
+        run(config(*base, "train.max_steps=300", "optim.lr=0.02"), tmp_path)
+    extended = run(config(*base, "train.max_steps=600"), tmp_path)
+    straight = run(config(*base, "train.max_steps=600"), tmp_path / "straight")
+    assert extended["steps"] == 600
+    assert bitwise_equal(factors(tmp_path), factors(tmp_path / "straight"))
+    assert extended["loss/train"] == straight["loss/train"]
+    assert torch.load(tmp_path / checkpoint.FILE, weights_only=True)["step"] == 600
