@@ -12,7 +12,8 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from implicit_reg import artifacts, scalars
+from implicit_reg import artifacts, hparams, scalars
+from implicit_reg.batched import grid_size, run_batched
 from implicit_reg.config import validate
 from implicit_reg.device import resolve_device, resolve_dtype
 from implicit_reg.factorization import DeepFactorization, factor_shapes
@@ -38,6 +39,8 @@ SUMMARY_KEYS = (
 def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Train one run into ``out_dir`` and return what ``metrics.json`` holds."""
     validate(cfg)
+    if grid_size(cfg) > 1:  # batch.seeds / batch.init_scales / batch.lrs ask for several runs
+        return run_batched(cfg, out_dir)
     device, dtype = resolve_device(cfg.device), resolve_dtype(cfg.dtype)
     problem = build_problem(cfg.problem, device, dtype, cfg.train.max_tracked)
     rows, cols = problem.shape
@@ -71,9 +74,11 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             ),
             on_log=on_log,
         )
+    except BaseException:
+        tensorboard.close()
+        raise
     finally:
         progress.close()
-        tensorboard.close()
 
     result: dict[str, Any] = {
         **tensorboard.last,
@@ -85,6 +90,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "device": str(device),
         "seed": int(cfg.seed),
     }
+    hparams.record(tensorboard.writer, hparams.of(cfg, outcome.status), result)
+    tensorboard.close()
     artifacts.write_json(out_dir / "metrics.json", result)
     artifacts.save_torch(out_dir / "final.pt", final_state(model, problem))
     log.info("\n%s", summary(result, out_dir))

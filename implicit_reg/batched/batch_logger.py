@@ -1,0 +1,122 @@
+"""TensorBoard for a batched run: per step, the 10/50/90% quantiles over the runs of every scalar
+(tags ``<tag>/q10``, ``<tag>/median``, ``<tag>/q90``) and how many runs are active, converged and
+diverged (``batch/<status>``); plus a few individual runs with the ordinary tags, each in its
+own subfolder ``runs/<k>`` (k = the run's row in ``runs.csv``) with its HParams."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from torch import Tensor
+from torch.utils.tensorboard import SummaryWriter
+
+from implicit_reg import hparams, scalars
+from implicit_reg.batched.gd import BatchState
+from implicit_reg.batched.grid import RunSpec
+from implicit_reg.problems import Problem
+
+QUANTILES = {"q10": 0.1, "median": 0.5, "q90": 0.9}
+
+
+def per_run_scalars(
+    problem: Problem, W: Tensor, flow_times: Tensor, W0: Tensor | None, max_tracked: int
+) -> dict[str, Tensor]:
+    """``scalars.compute`` for runs ``(runs, rows, cols)`` at their own flow times ``(runs,)``.
+    Only the closed-form flow of depth 1 (W0 given) depends on the time; there the runs are
+    evaluated in groups of equal time. Runs with non-finite entries (diverged ones between two
+    checks) get NaN, as the SVD cannot take them."""
+    bad = ~torch.isfinite(W).all(-1).all(-1)
+    W = torch.where(bad[:, None, None], 0.0, W)
+    if W0 is None:
+        values = scalars.compute(problem, W, flow_time=0.0, max_tracked=max_tracked)
+    else:
+        values = {}
+        for t in flow_times.unique().tolist():
+            runs = flow_times == t
+            part = scalars.compute(
+                problem, W[runs], flow_time=t, W0=W0[runs], max_tracked=max_tracked
+            )
+            for tag, value in part.items():
+                values.setdefault(tag, value.new_empty(W.shape[0]))[runs] = value
+    values = {tag: torch.where(bad, torch.nan, value) for tag, value in values.items()}
+    values["time/flow"] = flow_times.to(W.dtype)
+    return values
+
+
+def quantiles(values: dict[str, Tensor], include: Tensor) -> dict[str, float]:
+    """``<tag>/<q>`` over the runs where ``include`` is True (NaN where none is)."""
+    q = torch.tensor(list(QUANTILES.values()), dtype=torch.float64, device=include.device)
+    out: dict[str, float] = {}
+    for tag, value in values.items():
+        masked = torch.where(include, value.double(), torch.nan)
+        for name, v in zip(QUANTILES, torch.nanquantile(masked, q).tolist(), strict=True):
+            out[f"{tag}/{name}"] = v
+    return out
+
+
+def counts(state: BatchState) -> dict[str, float]:
+    stopped = state.converged | state.diverged
+    return {
+        "batch/going": float(state.going.sum()),
+        "batch/converged": float(state.converged.sum()),
+        "batch/diverged": float(state.diverged.sum()),
+        "batch/max_steps": float((~state.going & ~stopped).sum()),
+    }
+
+
+class BatchLogger:
+    def __init__(self, out_dir: Path, specs: list[RunSpec], tracked: int) -> None:
+        self.writer = SummaryWriter(log_dir=str(out_dir))
+        self.specs = specs
+        picks = torch.linspace(0, len(specs) - 1, min(tracked, len(specs))).round().long()
+        digits = len(str(len(specs) - 1))
+        self.tracked = {
+            k: SummaryWriter(log_dir=str(out_dir / "runs" / f"{k:0{digits}d}"))
+            for k in sorted(set(picks.tolist()))
+        }
+        self.last: dict[str, float] = {}
+
+    def log(self, step: int, values: dict[str, Tensor], state: BatchState) -> dict[str, float]:
+        """Log one step; returns the medians by plain tag (for the progress bar). Runs that
+        have diverged are left out of the quantiles."""
+        self.last = {**quantiles(values, ~state.diverged), **counts(state)}
+        for tag, value in self.last.items():
+            self.writer.add_scalar(tag, value, step)
+        live = state.going.tolist()
+        for k, writer in self.tracked.items():
+            if live[k]:
+                self._log_run(writer, k, values, step)
+        return {tag: self.last[f"{tag}/median"] for tag in values}
+
+    def _log_run(self, writer: SummaryWriter, k: int, values: dict[str, Tensor], step: int) -> None:
+        for tag, value in values.items():
+            writer.add_scalar(tag, float(value[k]), step)
+
+    def close(
+        self, step: int, values: dict[str, Tensor], state: BatchState, cfg: DictConfig
+    ) -> dict[str, Any]:
+        """Log the final values (each tracked run at its own stop step) and the tracked runs'
+        HParams; returns the final quantiles and counts."""
+        self.log(step, values, state)
+        names, stops = state.status_names(), state.steps.tolist()
+        for k, writer in self.tracked.items():
+            if names[k] != "diverged":
+                self._log_run(writer, k, values, stops[k])
+            spec = self.specs[k]
+            run_hparams = hparams.of(cfg, names[k])
+            run_hparams.update(
+                {"seed": spec.seed, "init.scale": spec.init_scale, "optim.lr": spec.lr}
+            )
+            final = {tag: float(value[k]) for tag, value in values.items()}
+            hparams.record(writer, run_hparams, final)
+        for writer in (self.writer, *self.tracked.values()):
+            writer.flush()
+            writer.close()
+        return self.last
+
+    def abort(self) -> None:
+        for writer in (self.writer, *self.tracked.values()):
+            writer.close()
