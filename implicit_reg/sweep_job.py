@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
 from implicit_reg import artifacts, hparams
+from implicit_reg.config import ConfigError
 from implicit_reg.run import run
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,10 @@ def run_job(cfg: DictConfig, out_dir: Path, *, multirun: bool) -> dict[str, Any]
     try:
         return run(cfg, out_dir)
     except Exception as error:
-        log.exception("job failed; the sweep goes on")
+        if isinstance(error, ConfigError):
+            log.error("job failed: %s; the sweep goes on", error)
+        else:
+            log.exception("job failed; the sweep goes on")
         result = {
             "status": "failed",
             "error": f"{type(error).__name__}: {error}",
