@@ -43,13 +43,12 @@ def run_batched(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     problem = build_problem(cfg.problem, device, dtype, cfg.train.max_tracked)
     rows, cols = problem.shape
     shapes = factor_shapes(rows, cols, cfg.model.depth, cfg.model.width or min(rows, cols))
+    kind, det = cfg.init.kind, cfg.init.det
     starts: dict[tuple[int, float], list[Tensor]] = {}
     for spec in specs:  # run k starts exactly where the unbatched run with its seed starts
         key = (spec.seed, spec.init_scale)
         if key not in starts:
-            starts[key] = sample_factors(
-                cfg.init.kind, spec.init_scale, cfg.init.det, shapes, key[0]
-            )
+            starts[key] = sample_factors(kind, spec.init_scale, det, shapes, spec.seed)
     runs = [starts[(spec.seed, spec.init_scale)] for spec in specs]
     stepper_class = FusedStepper if cfg.batch.fused else AutogradStepper
     stepper = stepper_class(runs, problem).to(device, dtype)
