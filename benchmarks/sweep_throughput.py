@@ -2,7 +2,9 @@
 number of steps per run (loss_tol=0): one process per run in sequence (what a multirun with
 Hydra's basic launcher costs: each job pays Python, torch and Hydra start-up) versus one batched
 run of all the runs stacked (autograd, and the opt-in fused gradient). Prints run-steps per
-second for each and the ratios, all measured side by side in this one invocation.
+second for each and the ratios, all measured side by side in this one invocation: end to end
+(the whole process: start-up, init, training, logging, writing) and in the GD loop alone (with
+the default TensorBoard logging, and once with no logs between the first and last step).
 
     python benchmarks/sweep_throughput.py                       # 1000 runs × 2000 steps batched
     python benchmarks/sweep_throughput.py --runs 10000 --dtype float32
@@ -61,10 +63,16 @@ def main() -> None:
         results.append(
             ("one process per run", args.steps / per_run, args.steps * len(loops) / sum(loops))
         )
-        for name, fused in (("batched, autograd", "false"), ("batched, fused", "true")):
+        quiet = [f"train.log_every={args.steps}", "train.log_per_decade=0"]
+        for name, fused, logs in (
+            ("batched, autograd", "false", []),
+            ("batched, fused", "true", []),
+            ("batched, fused, no logs", "true", quiet),  # sustained: first and last step only
+        ):
             wall, metrics = train(
-                Path(tmp) / name.replace(", ", "_"),
+                Path(tmp) / name.replace(", ", "_").replace(" ", "_"),
                 *common,
+                *logs,
                 f"batch.seeds={args.runs}",
                 f"batch.fused={fused}",
             )

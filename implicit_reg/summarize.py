@@ -50,7 +50,11 @@ def summarize(
     metric = metric or next((m for m in PLOT_METRICS if m in metrics), None)
     varied = [k for k in keys if len(numbers(rows, k)) > 1]
     by = by or next((k for k in varied if k != "seed"), varied[0] if varied else None)
-    lines = [table(rows, keys, metric)]
+    varying = [k for k in keys if len({_cell(row.get(k)) for row in rows}) > 1]
+    fixed = [f"{k}={_short(rows[0].get(k))}" for k in keys if k not in varying]
+    lines = [table(rows, varying if len(rows) > 1 else keys, metric)]
+    if fixed and len(rows) > 1:
+        lines.append(f"same in every run: {', '.join(fixed)}")
     if plot and metric and by:
         lines.append(f"plot: {plot_metric(folder, rows, metric, by, absolute)}")
     lines.append(f"summary: {folder / 'summary.csv'}")
