@@ -37,9 +37,11 @@ class AutogradStepper:
         return loss.detach()
 
     def update(self, lr: Tensor) -> None:
+        # p + (−1)·g·lr in one fused multiply-add, the rounding of the unbatched loop's
+        # p.add_(g, alpha=−lr); p − (lr·g) would round twice and drift in the last bits.
         with torch.no_grad():
             for p, g in zip(self.params, self._grads, strict=True):
-                p.sub_(lr.view(-1, 1, 1) * g)
+                p.addcmul_(g, lr.view(-1, 1, 1), value=-1.0)
 
     def end_to_end(self) -> Tensor:
         """W at the factors of the last ``loss()`` call, ``(runs, rows, cols)``."""
