@@ -121,6 +121,8 @@ def missing_jobs(folder: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any
     except Exception:  # a sweeper other than the basic grid: the count is unknown
         return []
     seen = {row["run"].split("#")[0] for row in rows}
+    if not all(name.isdigit() for name in seen):  # job folders not named by job number
+        return []
     return [{"run": str(j), "status": "missing"} for j in range(jobs) if str(j) not in seen]
 
 

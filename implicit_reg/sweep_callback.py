@@ -16,5 +16,10 @@ log = logging.getLogger(__name__)
 
 class SummarizeSweep(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        _, text = summarize(Path(config.hydra.sweep.dir))
+        folder = Path(config.hydra.sweep.dir)
+        try:
+            _, text = summarize(folder)
+        except Exception:  # the runs are done and saved; a summary can be made again later
+            log.exception("no summary: run `python -m implicit_reg.summarize %s`", folder)
+            return
         log.info("sweep summary\n%s", text)
