@@ -161,6 +161,7 @@ def test_fused_batch_equals_autograd_batch(batch, tmp_path):
         ("batch.init_scales=[]", "batch.init_scales"),
         ("batch.check_every=0", "batch.check_every"),
         ("batch.fused=maybe", "batch.fused"),
+        ("batch.threads=0", "batch.threads"),
     ],
 )
 def test_bad_batch_values_are_refused(override, key, tmp_path):

@@ -52,6 +52,8 @@ def validate_batch(cfg: DictConfig) -> None:
     _positive_list(cfg, "batch.lrs")
     _int_at_least(cfg, "batch.tracked_runs", 0)
     _int_at_least(cfg, "batch.check_every", 1)
+    if cfg.batch.get("threads") is not None:
+        _int_at_least(cfg, "batch.threads", 1)
     if not isinstance(cfg.batch.fused, bool):
         raise ConfigError("batch.fused", cfg.batch.fused, "true | false")
     if cfg.batch.init_scales is not None and cfg.init.kind == "zero":

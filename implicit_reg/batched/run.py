@@ -62,6 +62,8 @@ def run_batched(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         values = per_run_scalars(problem, W, lr * step, W0, cfg.train.max_tracked)
         progress.update(step, logger.log(step, values, state))
 
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.batch.get("threads") or threads)
     started = time.perf_counter()
     try:
         outcome = batched_gradient_descent(
@@ -80,6 +82,7 @@ def run_batched(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         raise
     finally:
         progress.close()
+        torch.set_num_threads(threads)
     wall_time = time.perf_counter() - started
 
     state = outcome.state
