@@ -6,7 +6,7 @@ second for each and the ratios, all measured side by side in this one invocation
 (the whole process: start-up, init, training, logging, writing) and in the GD loop alone (with
 the default TensorBoard logging, and once with no logs between the first and last step).
 
-    python benchmarks/sweep_throughput.py                       # 1000 runs × 2000 steps batched
+    python benchmarks/sweep_throughput.py       # 1000 runs × 20000 steps batched, 3 × 2000 alone
     python benchmarks/sweep_throughput.py --runs 10000 --dtype float32
 """
 
@@ -39,14 +39,14 @@ def train(out: Path, *overrides: str) -> tuple[float, dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=1000, help="runs in the batched sweep")
-    parser.add_argument("--steps", type=int, default=2000, help="GD steps per run")
+    parser.add_argument("--steps", type=int, default=20000, help="GD steps per batched run")
+    parser.add_argument("--process-steps", type=int, default=2000, help="… per process run")
     parser.add_argument("--process-runs", type=int, default=3, help="runs timed one per process")
     parser.add_argument("--dtype", default="float64", choices=("float32", "float64"))
     args = parser.parse_args()
     common = [
         "problem=completion_2x2",
         "model.depth=3",
-        f"train.max_steps={args.steps}",
         "train.loss_tol=0",
         "train.progress=false",
         "device=cpu",
@@ -56,13 +56,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         walls, loops = [], []
         for k in range(args.process_runs):
-            wall, metrics = train(Path(tmp) / f"single{k}", *common, f"seed={k}")
+            wall, metrics = train(
+                Path(tmp) / f"single{k}",
+                *common,
+                f"train.max_steps={args.process_steps}",
+                f"seed={k}",
+            )
             walls.append(wall)
             loops.append(metrics["wall_time_s"])
         per_run = sum(walls) / len(walls)
-        results.append(
-            ("one process per run", args.steps / per_run, args.steps * len(loops) / sum(loops))
-        )
+        steps = args.process_steps
+        results.append(("one process per run", steps / per_run, steps * len(loops) / sum(loops)))
         quiet = [f"train.log_every={args.steps}", "train.log_per_decade=0"]
         for name, fused, logs in (
             ("batched, autograd", "false", []),
@@ -73,6 +77,7 @@ def main() -> None:
                 Path(tmp) / name.replace(", ", "_").replace(" ", "_"),
                 *common,
                 *logs,
+                f"train.max_steps={args.steps}",
                 f"batch.seeds={args.runs}",
                 f"batch.fused={fused}",
             )
@@ -80,9 +85,10 @@ def main() -> None:
             results.append((name, args.runs * args.steps / wall, metrics["run_steps_per_s"]))
 
     print(
-        f"2×2 completion, depth 3, {args.steps} GD steps per run, {args.dtype}; "
-        f"batched: {args.runs} runs in one process; unbatched: {args.process_runs} runs, "
-        f"one process each (a {args.runs}-run sweep would take ≈{per_run * args.runs / 60:.0f} min)"
+        f"2×2 completion, depth 3, plain GD, {args.dtype}; batched: {args.runs} runs × "
+        f"{args.steps} steps in one process; unbatched: {args.process_runs} runs × "
+        f"{args.process_steps} steps, one process each ({args.runs} such runs: "
+        f"≈{per_run * args.runs / 60:.0f} min)"
     )
     print(f"{'':24}{'run-steps/s (process)':>24}{'run-steps/s (GD loop)':>24}")
     for name, end_to_end, loop in results:
