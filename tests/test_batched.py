@@ -19,6 +19,7 @@ from implicit_reg.config import ConfigError
 from implicit_reg.factorization import factor_shapes
 from implicit_reg.problems import build_problem
 from implicit_reg.run import run
+from implicit_reg.summarize import summarize
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 QUIET = ["train.progress=false", "device=cpu", "dtype=float64"]
@@ -168,3 +169,14 @@ def test_bad_batch_values_are_refused(override, key, tmp_path):
     with pytest.raises(ConfigError, match=key):
         run(compose_cfg([override, *QUIET]), tmp_path)
     assert not any(tmp_path.iterdir())  # refused before any work started
+
+
+def test_summary_of_a_batched_run(batch):
+    out, _ = batch
+    rows, text = summarize(out, metric="entries/1_1", absolute=True)
+    assert [r["run"] for r in rows] == [f".#{k}" for k in range(9)]
+    assert {r["optim.lr"] for r in rows} == {0.05, 0.2, 3.0} and rows[4]["seed"] == 1
+    with open(out / "runs.csv") as f:
+        expected = [float(r["entries/1_1"]) for r in csv.DictReader(f)]
+    assert [r["entries/1_1"] for r in rows] == expected
+    assert (out / "summary_entries_1_1_vs_optim.lr.png").exists() and "9 runs" in text

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from implicit_reg.summarize import main as summarize_main
 from implicit_reg.summarize import summarize
@@ -86,7 +87,10 @@ def test_each_run_event_file_holds_its_hparams(sweep):
             p.is_dir() for p in (sweep / job).iterdir() if p.name != ".hydra"
         )
         plugins = EventAccumulator(str(sweep / job)).Reload().PluginTagToContent("hparams")
-        assert "_hparams_/session_start_info" in plugins
+        start = HParamsPluginData.FromString(plugins["_hparams_/session_start_info"])
+        hparams = start.session_start_info.hparams
+        assert hparams["optim.lr"].number_value == float(LRS[int(job)])
+        assert hparams["status"].string_value == EXPECTED[LRS[int(job)]]
 
 
 def test_summary_marks_crashed_and_missing_jobs(sweep, tmp_path):

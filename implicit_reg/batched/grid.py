@@ -56,6 +56,8 @@ def validate_batch(cfg: DictConfig) -> None:
         _int_at_least(cfg, "batch.threads", 1)
     if not isinstance(cfg.batch.fused, bool):
         raise ConfigError("batch.fused", cfg.batch.fused, "true | false")
+    if cfg.optim.name != "gd" and len(grid(cfg)) > 1:
+        raise ConfigError("optim.name", cfg.optim.name, "gd for a batch of several runs")
     if cfg.batch.init_scales is not None and cfg.init.kind == "zero":
         raise ConfigError(
             "batch.init_scales",
