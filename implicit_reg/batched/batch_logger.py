@@ -107,13 +107,13 @@ class BatchLogger:
     def close(
         self, step: int, values: dict[str, Tensor], state: BatchState, cfg: DictConfig
     ) -> dict[str, Any]:
-        """Log the final values (each tracked run at its own stop step) and the tracked runs'
+        """Log the final values (each converged tracked run at its stop step) and the tracked runs'
         HParams; returns the final quantiles and counts."""
         self.log(step, values, state)
         names, stops = state.status_names(), state.steps.tolist()
         for k, writer in self.tracked.items():
             final = {tag: float(value[k]) for tag, value in values.items()}
-            if names[k] != "diverged":
+            if names[k] == "converged":  # max_steps runs were logged at max_steps
                 write_scalars(writer, stops[k], final)
             spec = self.specs[k]
             run_hparams = hparams.of(cfg, names[k])
