@@ -13,7 +13,8 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from implicit_reg import artifacts, checkpoint, scalars
+from implicit_reg import artifacts, checkpoint, hparams, scalars
+from implicit_reg.batched import grid_size, run_batched
 from implicit_reg.config import validate
 from implicit_reg.device import resolve_device, resolve_dtype
 from implicit_reg.events import read_scalars
@@ -42,6 +43,8 @@ SUMMARY_KEYS = (
 def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Train one run into ``out_dir`` and return what ``metrics.json`` holds."""
     validate(cfg)
+    if grid_size(cfg) > 1:  # batch.seeds / batch.init_scales / batch.lrs ask for several runs
+        return run_batched(cfg, out_dir)
     device, dtype = resolve_device(cfg.device), resolve_dtype(cfg.dtype)
     problem = build_problem(cfg.problem, device, dtype, cfg.train.max_tracked)
     rows, cols = problem.shape
@@ -105,10 +108,12 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         tensorboard.add_figure(
             "figures/run", run_panel(read_scalars(out_dir), title), outcome.steps
         )
+    except BaseException:
+        tensorboard.close()
+        raise
     finally:
         guards.close()
         progress.close()
-        tensorboard.close()
 
     result: dict[str, Any] = {
         **tensorboard.last,
@@ -122,6 +127,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     }
     if stop.name is not None:
         result["signal"] = stop.name
+    hparams.record(tensorboard.writer, hparams.of(cfg, outcome.status), result)
+    tensorboard.close()
     artifacts.write_json(out_dir / "metrics.json", result)
     if outcome.status != "interrupted":
         artifacts.save_torch(out_dir / "final.pt", final_state(model, problem))

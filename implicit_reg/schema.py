@@ -79,6 +79,19 @@ class MatrixCompletionSchema:
 
 
 @dataclass
+class BatchSchema:
+    """Batched runs: the grid seeds × init_scales × lrs as one stacked tensor (README, Sweeps)."""
+
+    seeds: int = 1
+    init_scales: Optional[list[float]] = None
+    lrs: Optional[list[float]] = None
+    tracked_runs: int = 4
+    check_every: int = 100
+    fused: bool = False
+    threads: Optional[int] = 1
+
+
+@dataclass
 class RunSchema:
     """The top level: the groups (each typed by its option's schema) and the run-wide keys."""
 
@@ -87,6 +100,7 @@ class RunSchema:
     optim: Any = MISSING
     train: Any = MISSING
     problem: Any = MISSING
+    batch: Any = MISSING
     device: str = "auto"
     dtype: str = "float64"
     seed: int = 0
@@ -103,6 +117,7 @@ _STORE: dict[str, Any] = {
     "init": InitSchema,
     "optim_gd": GDSchema,
     "train": TrainSchema,
+    "batch": BatchSchema,
     "problem_least_squares": _global("problem", LeastSquaresSchema),
     "problem_matrix_completion": _global("problem", MatrixCompletionSchema),
 }

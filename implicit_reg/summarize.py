@@ -1,0 +1,270 @@
+"""Summary of any sweep: ``python -m implicit_reg.summarize <folder> [--metric TAG] [--by KEY]``.
+
+Scans every run folder under ``<folder>`` (a folder with ``.hydra/`` or ``metrics.json``),
+partial and crashed sweeps included, and writes ``<folder>/summary.csv``: one row per run with
+its overrides as columns (the swept keys, from ``.hydra/overrides.yaml``), its ``status`` and
+its final metrics. A folder with no ``metrics.json`` is ``crashed`` (or still running); a job of
+the multirun's grid with no folder at all is ``missing``. A batched run gives one row per run of
+its ``runs.csv``, with ``seed``, ``init.scale`` and ``optim.lr`` as columns. Prints a compact
+table and plots a metric against a swept key (``summary_<metric>_vs_<key>.png``). Runs at the
+end of every multirun (``implicit_reg.sweep_callback``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from implicit_reg import artifacts
+
+STATUS_COLUMNS = ("run", "status", "steps", "error")
+NOT_KEYS = {*STATUS_COLUMNS, "flow_time", "wall_time_s"}
+TABLE_METRICS = ("loss/train",)
+PLOT_METRICS = ("entries/1_1", "norm/nuclear", "loss/train")
+BATCH_COLUMNS = {"seed": "seed", "init_scale": "init.scale", "lr": "optim.lr"}
+
+
+def summarize(
+    folder: Path,
+    metric: str | None = None,
+    by: str | None = None,
+    absolute: bool = False,
+    plot: bool = True,
+) -> tuple[list[dict[str, Any]], str]:
+    """Write ``summary.csv`` (and the plot) for the sweep in ``folder``; return the rows and the
+    printed table."""
+    folder = Path(folder)
+    rows = [row for run in run_folders(folder) for row in rows_of(run, folder)]
+    rows += missing_jobs(folder, rows)
+    keys = swept_keys(rows)
+    metrics = sorted({k for row in rows for k in row if k not in keys and k not in STATUS_COLUMNS})
+    columns = [STATUS_COLUMNS[0], *keys, *STATUS_COLUMNS[1:], *metrics]
+    write_csv(folder / "summary.csv", columns, rows)
+    metric = metric or next((m for m in PLOT_METRICS if m in metrics), None)
+    varied = [k for k in keys if len(numbers(rows, k)) > 1]
+    by = by or next((k for k in varied if k != "seed"), varied[0] if varied else None)
+    varying = [k for k in keys if len({_cell(row.get(k)) for row in rows}) > 1]
+    fixed = [f"{k}={_short(rows[0].get(k))}" for k in keys if k not in varying]
+    lines = [table(rows, varying if len(rows) > 1 else keys, metric)]
+    if fixed and len(rows) > 1:
+        lines.append(f"same in every run: {', '.join(fixed)}")
+    if plot and metric and by:
+        lines.append(f"plot: {plot_metric(folder, rows, metric, by, absolute)}")
+    lines.append(f"summary: {folder / 'summary.csv'}")
+    return rows, "\n".join(lines)
+
+
+def run_folders(folder: Path) -> list[Path]:
+    """Folders holding one run (or one batched run), in natural order (job 2 before job 10)."""
+    found = {p.parent for p in folder.rglob(".hydra") if p.is_dir()}
+    found |= {p.parent for p in folder.rglob("metrics.json")}
+    return sorted(
+        found, key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(p))]
+    )
+
+
+def overrides_of(run: Path) -> dict[str, Any]:
+    """``key → value`` from the run's ``.hydra/overrides.yaml`` (Hydra's own keys left out)."""
+    path = run / ".hydra" / "overrides.yaml"
+    if not path.exists():
+        return {}
+    out: dict[str, Any] = {}
+    for item in yaml.safe_load(path.read_text()) or []:
+        key, _, value = str(item).partition("=")
+        key = key.lstrip("+~")
+        if not key.startswith("hydra."):
+            out[key] = _parse(value)
+    return out
+
+
+def rows_of(run: Path, folder: Path) -> list[dict[str, Any]]:
+    name = str(run.relative_to(folder)) if run != folder else "."
+    base = {"run": name, **overrides_of(run)}
+    if not (run / "metrics.json").exists():
+        return [{**base, "status": "crashed"}]
+    metrics = json.loads((run / "metrics.json").read_text())
+    if (run / "runs.csv").exists():
+        with open(run / "runs.csv") as f:
+            return [_batch_row(base, row) for row in csv.DictReader(f)]
+    finals = {k: _number(v) for k, v in metrics.items() if _is_metric(k, v)}
+    return [
+        {
+            **base,
+            "status": metrics.get("status", "unknown"),
+            "steps": metrics.get("steps"),
+            "error": metrics.get("error"),
+            **finals,
+        }
+    ]
+
+
+def missing_jobs(folder: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows for the jobs of the multirun's grid (``multirun.yaml``) that left no folder."""
+    path = folder / "multirun.yaml"
+    if not path.exists():
+        return []
+    try:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        task = yaml.safe_load(path.read_text())["hydra"]["overrides"]["task"]
+        jobs = 1
+        for override in OverridesParser.create().parse_overrides(task):
+            if override.is_sweep_override():
+                jobs *= len(list(override.sweep_iterator()))
+    except Exception:  # a sweeper other than the basic grid: the count is unknown
+        return []
+    seen = {row["run"].split("#")[0] for row in rows}
+    if not all(name.isdigit() for name in seen):  # job folders not named by job number
+        return []
+    return [{"run": str(j), "status": "missing"} for j in range(jobs) if str(j) not in seen]
+
+
+def swept_keys(rows: list[dict[str, Any]]) -> list[str]:
+    """Override keys in order of first appearance."""
+    keys: list[str] = []
+    for row in rows:
+        for k in row:
+            if k not in keys and k not in NOT_KEYS and "/" not in k:
+                keys.append(k)
+    return keys
+
+
+def numbers(rows: list[dict[str, Any]], key: str) -> set[float]:
+    return {row[key] for row in rows if isinstance(row.get(key), (int, float))}
+
+
+def write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    def write(f: Any) -> None:
+        writer = csv.DictWriter(f, columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _cell(row.get(k)) for k in columns})
+
+    artifacts.atomic_write(path, write)
+
+
+def table(rows: list[dict[str, Any]], keys: list[str], metric: str | None, limit: int = 40) -> str:
+    """A compact text table: run, swept keys, status, steps, loss and the chosen metric."""
+    columns = [STATUS_COLUMNS[0], *keys, "status", "steps", *TABLE_METRICS]
+    if metric and metric not in columns:
+        columns.append(metric)
+    cells = [[_short(row.get(c)) for c in columns] for row in rows[:limit]]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    if len(rows) > limit:
+        lines.append(f"… {len(rows) - limit} more rows in summary.csv")
+    statuses = [str(row["status"]) for row in rows]
+    counts = ", ".join(f"{s} {statuses.count(s)}" for s in sorted(set(statuses)))
+    lines.append(f"{len(rows)} runs: {counts}")
+    return "\n".join(lines)
+
+
+def plot_metric(
+    folder: Path, rows: list[dict[str, Any]], metric: str, by: str, absolute: bool
+) -> Path:
+    """Scatter of the final ``metric`` (|metric| with ``absolute``) against ``by``, one colour per
+    status; log axes where the values are positive and span more than two decades."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for status in sorted({str(r["status"]) for r in rows}):
+        points = [
+            (float(r[by]), abs(r[metric]) if absolute else r[metric])
+            for r in rows
+            if r["status"] == status
+            and isinstance(r.get(by), (int, float))
+            and isinstance(r.get(metric), (int, float))
+            and math.isfinite(r[metric])
+        ]
+        if points:
+            ax.scatter(*zip(*points, strict=True), label=status, s=18, alpha=0.7)
+    for axis, values in (
+        ("x", [float(v) for v in numbers(rows, by)]),
+        ("y", [abs(v) for v in numbers(rows, metric) if math.isfinite(v)]),
+    ):
+        if values and min(values) > 0 and max(values) / min(values) > 100:
+            getattr(ax, f"set_{axis}scale")("log")
+    ax.set_xlabel(by)
+    ax.set_ylabel(f"|{metric}|" if absolute else metric)
+    ax.set_title(f"final {metric} vs {by}", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = folder / f"summary_{re.sub(r'[^A-Za-z0-9_.-]+', '_', metric)}_vs_{by}.png"
+    artifacts.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120), mode="wb")
+    plt.close(fig)
+    return path
+
+
+def _batch_row(base: dict[str, Any], row: dict[str, str]) -> dict[str, Any]:
+    out = {**base, "run": f"{base['run']}#{row['run']}"}
+    out.update({BATCH_COLUMNS[k]: _parse(row[k]) for k in BATCH_COLUMNS})
+    out["status"], out["steps"] = row["status"], int(row["steps"])
+    skip = {"run", "status", "steps", *BATCH_COLUMNS}
+    out.update({k: float(v) if v else math.nan for k, v in row.items() if k not in skip})
+    return out
+
+
+def _is_metric(key: str, value: Any) -> bool:
+    return ("/" in key or key in ("flow_time", "wall_time_s")) and (
+        value is None or isinstance(value, (int, float))
+    )
+
+
+def _number(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _parse(value: str) -> Any:
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return ""
+    return value if isinstance(value, (int, float, str)) or value is None else str(value)
+
+
+def _short(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m implicit_reg.summarize", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("folder", type=Path, help="a sweep (or run) folder")
+    parser.add_argument(
+        "--metric", help="metric to plot (default: entries/1_1, norm/nuclear or loss/train)"
+    )
+    parser.add_argument(
+        "--by", help="swept key on the x axis (default: the first numeric swept key)"
+    )
+    parser.add_argument("--abs", action="store_true", help="plot |metric|")
+    parser.add_argument("--no-plot", action="store_true")
+    args = parser.parse_args(argv)
+    if not args.folder.is_dir():
+        parser.error(f"folder {str(args.folder)!r} does not exist")
+    _, text = summarize(args.folder, args.metric, args.by, args.abs, not args.no_plot)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""Batched runs (README § "Sweeps"): each run of a batch is the unbatched run with its seed,
+scale and lr; diverged runs are frozen and leave the others alone; the fused gradient is
+autograd's."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from implicit_reg.batched.autograd_stepper import AutogradStepper
+from implicit_reg.batched.fused import FusedStepper
+from implicit_reg.config import ConfigError
+from implicit_reg.factorization import factor_shapes
+from implicit_reg.problems import build_problem
+from implicit_reg.run import run
+from implicit_reg.summarize import summarize
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+QUIET = ["train.progress=false", "device=cpu", "dtype=float64"]
+# Depth-3 2×2 completion from a larger init: with loss_tol 0.015, lr 0.2 converges (at a step
+# that depends on the seed), lr 0.05 reaches max_steps and lr 3 diverges within a few steps.
+GRID = ["init.scale=0.5", "train.max_steps=300", "train.loss_tol=0.015", *QUIET]
+
+
+def compose_cfg(overrides: list[str]):
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIGS)):
+        return compose("train", overrides=overrides)
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    out = tmp_path_factory.mktemp("batch")
+    cfg = compose_cfg([*GRID, "batch.seeds=3", "batch.lrs=[0.05,0.2,3.0]", "batch.check_every=7"])
+    result = run(cfg, out)
+    return out, result
+
+
+def test_batched_run_equals_unbatched_runs(batch, tmp_path):
+    out, result = batch
+    rows = read_rows(out / "runs.csv")
+    final = torch.load(out / "final.pt")
+    assert len(rows) == 9 and [r["status"] for r in rows].count("diverged") == 3
+    assert {r["status"] for r in rows} == {"converged", "max_steps", "diverged"}
+    assert result["runs/converged"] == 3 and result["status"] == "mixed"
+    for k, row in enumerate(rows):
+        alone = tmp_path / str(k)
+        metrics = run(compose_cfg([*GRID, f"seed={row['seed']}", f"optim.lr={row['lr']}"]), alone)
+        assert (row["status"], int(row["steps"])) == (metrics["status"], metrics["steps"])
+        if row["status"] == "diverged":
+            # frozen at a state of finite loss (the last check before it diverged)
+            assert all(torch.isfinite(f[k]).all() for f in final["factors"])
+            continue
+        single = torch.load(alone / "final.pt")
+        for batched_factor, factor in zip(final["factors"], single["factors"], strict=True):
+            torch.testing.assert_close(batched_factor[k], factor, rtol=1e-12, atol=1e-15)
+        for tag in ("loss/train", "norm/nuclear", "rank/effective", "entries/1_1", "time/flow"):
+            assert float(row[tag]) == pytest.approx(metrics[tag], rel=1e-12, abs=1e-15)
+
+
+def test_check_every_does_not_change_results(batch, tmp_path):
+    out, _ = batch
+    cfg = compose_cfg([*GRID, "batch.seeds=3", "batch.lrs=[0.05,0.2,3.0]", "batch.check_every=1"])
+    run(cfg, tmp_path)
+    for a, b in zip(read_rows(out / "runs.csv"), read_rows(tmp_path / "runs.csv"), strict=True):
+        assert (a["status"], a["steps"]) == (b["status"], b["steps"])
+        if a["status"] != "diverged":
+            assert a == b
+
+
+def test_batch_outputs(batch):
+    out, result = batch
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (
+        metrics["runs"] == 9 and metrics["gradient_evaluations"] == result["gradient_evaluations"]
+    )
+    assert metrics["loss/train/q10"] <= metrics["loss/train/median"] <= metrics["loss/train/q90"]
+    events = EventAccumulator(str(out)).Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"loss/train/median", "loss/train/q10", "entries/1_1/q90", "batch/diverged"} <= tags
+    tracked = sorted(p.name for p in (out / "runs").iterdir())
+    assert tracked == ["0", "3", "5", "8"]  # 4 runs spread over the 9
+    run_tags = set(EventAccumulator(str(out / "runs" / "3")).Reload().Tags()["scalars"])
+    assert {"loss/train", "entries/1_1", "rank/effective"} <= run_tags
+
+
+def test_least_squares_batch_reaches_min_norm(tmp_path):
+    cfg = compose_cfg(["problem=least_squares", "batch.lrs=[0.1,0.05]", "batch.seeds=2", *QUIET])
+    cfg.train.max_steps = 20000
+    result = run(cfg, tmp_path)
+    assert result["runs/converged"] == 4
+    final = torch.load(tmp_path / "final.pt")
+    min_norm = torch.linalg.pinv(final["X"]) @ final["y"]
+    for W in final["W"]:
+        torch.testing.assert_close(W[:, 0], min_norm, rtol=1e-9, atol=1e-11)
+    assert result["dist/flow_closed_form/q90"] < 1e-3
+
+
+@pytest.mark.parametrize(
+    ("overrides", "depth"),
+    [
+        (["problem=completion_2x2"], 1),
+        (["problem=completion_2x2"], 2),
+        (["problem=completion_2x2"], 4),
+        (
+            [
+                "problem=matrix_completion",
+                "problem.rows=4",
+                "problem.cols=3",
+                "problem.observed=7",
+                "problem.rank=1",
+                "model.width=2",
+            ],
+            3,
+        ),
+        (["problem=least_squares"], 1),
+        (["problem=least_squares"], 3),
+    ],
+)
+def test_fused_gradient_equals_autograd(overrides, depth):
+    cfg = compose_cfg([*overrides, f"model.depth={depth}", *QUIET])
+    problem = build_problem(cfg.problem, torch.device("cpu"), torch.float64)
+    shapes = factor_shapes(*problem.shape, depth, cfg.model.width or min(problem.shape))
+    generator = torch.Generator().manual_seed(0)
+    runs = [
+        [torch.randn(s, generator=generator, dtype=torch.float64) for s in shapes] for _ in range(5)
+    ]
+    reference, fused = AutogradStepper(runs, problem), FusedStepper(runs, problem)
+    torch.testing.assert_close(fused.loss(), reference.loss(), rtol=1e-13, atol=0)
+    lr = torch.linspace(0.01, 0.05, 5, dtype=torch.float64)
+    reference.update(lr)
+    fused.update(lr)  # one step: the factors moved by the same gradient
+    for a, b in zip(fused.factors(), reference.factors(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-15)
+
+
+def test_fused_batch_equals_autograd_batch(batch, tmp_path):
+    out, _ = batch
+    cfg = compose_cfg([*GRID, "batch.seeds=3", "batch.lrs=[0.05,0.2,3.0]", "batch.fused=true"])
+    run(cfg, tmp_path)
+    for a, b in zip(read_rows(out / "runs.csv"), read_rows(tmp_path / "runs.csv"), strict=True):
+        assert (a["status"], a["steps"]) == (b["status"], b["steps"])
+        if a["status"] != "diverged":
+            assert float(a["entries/1_1"]) == pytest.approx(float(b["entries/1_1"]), rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("batch.seeds=0", "batch.seeds"),
+        ("batch.lrs=[0.1,-1]", "batch.lrs"),
+        ("batch.init_scales=[]", "batch.init_scales"),
+        ("batch.check_every=0", "batch.check_every"),
+        ("batch.threads=0", "batch.threads"),
+    ],
+)
+def test_bad_batch_values_are_refused(override, key, tmp_path):
+    with pytest.raises(ConfigError, match=key):
+        run(compose_cfg([override, *QUIET]), tmp_path)
+    assert not any(tmp_path.iterdir())  # refused before any work started
+
+
+def test_mistyped_batch_value_is_refused_at_composition():
+    with pytest.raises(ConfigCompositionException, match=r"batch\.fused=maybe"):
+        compose_cfg(["batch.fused=maybe"])
+
+
+def test_summary_of_a_batched_run(batch):
+    out, _ = batch
+    rows, text = summarize(out, metric="entries/1_1", absolute=True)
+    assert [r["run"] for r in rows] == [f".#{k}" for k in range(9)]
+    assert {r["optim.lr"] for r in rows} == {0.05, 0.2, 3.0} and rows[4]["seed"] == 1
+    with open(out / "runs.csv") as f:
+        expected = [float(r["entries/1_1"]) for r in csv.DictReader(f)]
+    assert [r["entries/1_1"] for r in rows] == expected
+    assert (out / "summary_entries_1_1_vs_optim.lr.png").exists() and "9 runs" in text
