@@ -14,14 +14,16 @@ from torch import Tensor
 
 from implicit_reg import artifacts, scalars
 from implicit_reg.config import validate
+from implicit_reg.det_sign import DetSignMonitor
 from implicit_reg.device import resolve_device, resolve_dtype
 from implicit_reg.factorization import DeepFactorization, factor_shapes
 from implicit_reg.init import sample_factors
 from implicit_reg.logger import TensorBoardLogger
-from implicit_reg.optim import gradient_descent
+from implicit_reg.optim import flow_from_config, gradient_descent
 from implicit_reg.problems import Problem, build_problem
 from implicit_reg.progress import Progress
 from implicit_reg.schedule import LogSchedule
+from implicit_reg.stability import StabilityGuard
 
 log = logging.getLogger(__name__)
 
@@ -50,27 +52,48 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     tensorboard = TensorBoardLogger(out_dir)
     progress = Progress(cfg.train.max_steps, cfg.train.progress)
 
-    def on_log(step: int, flow_time: float, W: Tensor) -> None:
+    det_sign = DetSignMonitor()
+    guard = None
+    if cfg.optim.name == "gd" and cfg.train.sharpness_iters > 0:
+        guard = StabilityGuard(
+            model, problem, cfg.optim.lr, cfg.train.sharpness_iters, cfg.train.on_unstable
+        )
+
+    def on_log(
+        step: int, flow_time: float, W: Tensor, exact: dict[str, Tensor] | None = None
+    ) -> str | None:
         values = scalars.compute(
             problem, W, flow_time=flow_time, W0=W0, max_tracked=cfg.train.max_tracked
         )
+        values.update({k: v for k, v in (exact or {}).items() if k in values})
         floats = scalars.to_floats(values)
+        stop = None
+        if guard is not None:
+            stability, stop = guard.check(step)
+            floats.update(stability)
+        if "det/sign" in floats:
+            det_sign.update(step, flow_time, floats["det/sign"])
         tensorboard.log(step, floats)
         progress.update(step, floats)
+        return stop
 
     started = time.perf_counter()
     try:
-        outcome = gradient_descent(
-            model,
-            problem,
-            lr=cfg.optim.lr,
-            max_steps=cfg.train.max_steps,
-            loss_tol=cfg.train.loss_tol,
-            schedule=LogSchedule(
-                cfg.train.max_steps, cfg.train.log_every, cfg.train.log_per_decade
-            ),
-            on_log=on_log,
-        )
+        if cfg.optim.name == "flow":
+            outcome = flow_from_config(cfg, model, problem, on_log)
+        else:
+            max_steps = cfg.train.max_steps
+            if cfg.train.max_time is not None:
+                max_steps = min(max_steps, int(cfg.train.max_time / cfg.optim.lr))
+            outcome = gradient_descent(
+                model,
+                problem,
+                lr=cfg.optim.lr,
+                max_steps=max_steps,
+                loss_tol=cfg.train.loss_tol,
+                schedule=LogSchedule(max_steps, cfg.train.log_every, cfg.train.log_per_decade),
+                on_log=on_log,
+            )
     finally:
         progress.close()
         tensorboard.close()
@@ -84,6 +107,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "wall_time_s": time.perf_counter() - started,
         "device": str(device),
         "seed": int(cfg.seed),
+        **outcome.record,
+        **det_sign.record(),
+        **(guard.record() if guard is not None else {}),
     }
     artifacts.write_json(out_dir / "metrics.json", result)
     artifacts.save_torch(out_dir / "final.pt", final_state(model, problem))

@@ -22,12 +22,13 @@ def gradient_descent(
     max_steps: int,
     loss_tol: float,
     schedule: LogSchedule,
-    on_log: Callable[[int, float, Tensor], None],
+    on_log: Callable[[int, float, Tensor], str | None],
 ) -> Outcome:
     """Run until the loss falls below ``loss_tol``, turns NaN/Inf, or ``max_steps`` steps.
 
     ``on_log(step, flow_time, W)`` sees the end-to-end matrix at every scheduled step and at the
-    last finite one. A step of size η advances gradient-flow time by η.
+    last finite one; a status it returns (``unstable``) ends the run. A step of size η advances
+    gradient-flow time by η.
     """
     params = list(model.parameters())
     status = "max_steps"
@@ -39,8 +40,9 @@ def gradient_descent(
             status = "diverged"
             break
         done = value < loss_tol or step == max_steps
-        if done or schedule.due(step):
-            on_log(step, lr * step, W.detach())
+        if (done or schedule.due(step)) and (stop := on_log(step, lr * step, W.detach())):
+            status = stop
+            break
         if done:
             status = "converged" if value < loss_tol else "max_steps"
             break

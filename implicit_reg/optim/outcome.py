@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
 class Outcome:
     status: str
-    """``converged`` (loss below ``train.loss_tol``), ``max_steps`` or ``diverged``."""
+    """``converged`` (loss below ``train.loss_tol``), ``max_steps``, ``diverged``, or a status
+    ``on_log`` returned (``unstable``); gradient flow adds ``max_time`` and ``solver_failed``."""
     steps: int
-    """Gradient steps taken."""
+    """Gradient steps taken (gradient flow: flow time / optim.lr, the TensorBoard step)."""
     flow_time: float
     """Gradient-flow time reached: lr × steps for gradient descent."""
     gradient_evaluations: int
+    record: dict[str, Any] = field(default_factory=dict)
+    """Optimizer-specific entries for ``metrics.json`` (solver steps, …)."""
