@@ -7,6 +7,7 @@ process. Prints the wall-time and gradient-evaluation ratios and the relative di
 |W11|, then the flow alone to ``--flow-only-tol``.
 
     python benchmarks/flow_vs_gd.py [--loss-tol 1e-3] [--flow-only-tol 1e-4] [--method LSODA]
+                                    [--rtol 1e-8] [--atol 1e-12]
 """
 
 from __future__ import annotations
@@ -62,15 +63,17 @@ def gradient_descent(loss_tol: float) -> dict[str, float]:
             torch._foreach_add_(params, grads, alpha=-lr)
         steps += 1
     wall = time.perf_counter() - started
-    W11 = float(product(params)[0, 0])
+    W11 = float(product(params)[0, 0].detach())
     return {"wall": wall, "evaluations": steps, "W11": W11}
 
 
-def flow(loss_tol: float, method: str, out_dir: Path) -> dict[str, float]:
+def flow(loss_tol: float, args: argparse.Namespace, out_dir: Path) -> dict[str, float]:
     cfg = compose_config(
         [
             "optim=flow",
-            f"optim.method={method}",
+            f"optim.method={args.method}",
+            f"optim.rtol={args.rtol}",
+            f"optim.atol={args.atol}",
             f"train.loss_tol={loss_tol}",
             "train.log_every=1000000000",
             "train.log_per_decade=0",
@@ -91,11 +94,13 @@ def main() -> None:
     parser.add_argument("--loss-tol", type=float, default=1e-3)
     parser.add_argument("--flow-only-tol", type=float, default=1e-4)
     parser.add_argument("--method", default="LSODA")
+    parser.add_argument("--rtol", type=float, default=1e-8)
+    parser.add_argument("--atol", type=float, default=1e-12)
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
-        flow(1e-1, args.method, Path(tmp, "warmup"))  # imports and first calls, not timed
-        f = flow(args.loss_tol, args.method, Path(tmp, "flow"))
+        flow(1e-1, args, Path(tmp, "warmup"))  # imports and first calls, not timed
+        f = flow(args.loss_tol, args, Path(tmp, "flow"))
         g = gradient_descent(args.loss_tol)
         print("2x2 completion, depth 3, Gaussian init std 8e-3 (det > 0), lr 3e-3, float64")
         print(f"to loss <= {args.loss_tol:g}:")
@@ -104,12 +109,13 @@ def main() -> None:
         )
         print(
             f"  flow {f['evaluations']:>9,} evaluations  {f['wall']:9.3f} s  W11 = {f['W11']:.6f}"
-            f"  ({args.method}, {f['solver_steps']} steps, {f['status']})"
+            f"  ({args.method} rtol {args.rtol:g} atol {args.atol:g}, {f['solver_steps']} steps,"
+            f" {f['status']})"
         )
         print(f"  wall-time ratio gd/flow:       {g['wall'] / f['wall']:.0f}x")
         print(f"  gradient-evaluation ratio:     {g['evaluations'] / f['evaluations']:.0f}x")
         print(f"  |W11| relative difference:     {abs(abs(f['W11']) / abs(g['W11']) - 1):.2e}")
-        f4 = flow(args.flow_only_tol, args.method, Path(tmp, "flow4"))
+        f4 = flow(args.flow_only_tol, args, Path(tmp, "flow4"))
         print(
             f"flow to loss <= {args.flow_only_tol:g}: {f4['evaluations']:,} evaluations, "
             f"{f4['wall']:.3f} s, W11 = {f4['W11']:.6f} ({f4['status']})"
