@@ -123,9 +123,9 @@ def gradient_flow(
     steps = log_steps(log_every, log_per_decade)
     status = log(next(steps), 0.0, y0)
     due = next(steps)
-    t_end, y_end, solver_steps, logged_end = 0.0, y0, 0, status is not None
     if status is None and loss(y0) < loss_tol:
         status = "converged"
+    t_end, y_end, solver_steps, logged_end = 0.0, y0, 0, status is not None
     while status is None:
         t_old = solver.t
         message = solver.step()
