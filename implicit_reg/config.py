@@ -14,7 +14,10 @@ from implicit_reg import init
 from implicit_reg.device import DEVICES, DTYPES
 from implicit_reg.problems import KINDS as PROBLEM_KINDS
 
-OPTIMIZERS = ("gd",)
+OPTIMIZERS = ("gd", "flow")
+FLOW_METHODS = ("LSODA", "BDF", "Radau")  # scipy's implicit solvers: the flow is stiff
+FLOW_COORDINATES = ("auto", "factors", "svd")
+ON_UNSTABLE = ("warn", "stop")
 
 
 class ConfigError(ValueError):
@@ -53,14 +56,17 @@ def validate(cfg: DictConfig) -> None:
     if cfg.model.width is not None:
         _number(cfg, "model.width", minimum=1, strict=False, integer=True)
     _validate_init(cfg)
-    _choice(cfg, "optim.name", OPTIMIZERS)
-    _number(cfg, "optim.lr", minimum=0, strict=True, integer=False)
+    _validate_optim(cfg)
     _number(cfg, "train.max_steps", minimum=1, strict=False, integer=True)
     _number(cfg, "train.loss_tol", minimum=0, strict=False, integer=False)
     _number(cfg, "train.log_every", minimum=1, strict=False, integer=True)
     _number(cfg, "train.log_per_decade", minimum=0, strict=False, integer=True)
     _number(cfg, "train.max_tracked", minimum=0, strict=False, integer=True)
     _number(cfg, "train.checkpoint_every", minimum=0, strict=False, integer=True)
+    if cfg.train.get("max_time") is not None:
+        _number(cfg, "train.max_time", minimum=0, strict=True, integer=False)
+    _choice(cfg, "train.on_unstable", ON_UNSTABLE)
+    _number(cfg, "train.sharpness_iters", minimum=0, strict=False, integer=True)
 
 
 def _known_keys(node: DictConfig, prefix: str) -> None:
@@ -81,6 +87,37 @@ def _known_keys(node: DictConfig, prefix: str) -> None:
         child = node._get_node(key)
         if isinstance(child, DictConfig) and not child._is_none():
             _known_keys(child, f"{prefix}{key}.")
+
+
+def _validate_optim(cfg: DictConfig) -> None:
+    _choice(cfg, "optim.name", OPTIMIZERS)
+    _number(cfg, "optim.lr", minimum=0, strict=True, integer=False)
+    if cfg.optim.name != "flow":
+        return
+    _choice(cfg, "optim.method", FLOW_METHODS)
+    _number(cfg, "optim.rtol", minimum=0, strict=True, integer=False)
+    _number(cfg, "optim.atol", minimum=0, strict=True, integer=False)
+    _choice(cfg, "flow.coordinates", FLOW_COORDINATES)
+    if cfg.dtype != "float64":
+        raise ConfigError(
+            "dtype", cfg.dtype, "float64 with optim=flow (scipy's solvers are float64)"
+        )
+    if cfg.flow.coordinates != "svd":
+        return
+    rows, cols = problem_shape(cfg.problem)
+    needs = (
+        ("init.kind", cfg.init.kind, cfg.init.kind == "balanced", "balanced (eq. 14 needs it)"),
+        ("model.depth", cfg.model.depth, cfg.model.depth >= 2, "an integer ≥ 2 (eq. 14)"),
+        (
+            "model.width",
+            cfg.model.width,
+            (cfg.model.width or min(rows, cols)) >= min(rows, cols),
+            f"null or ≥ {min(rows, cols)} (a full-rank product)",
+        ),
+    )
+    for key, value, ok, allowed in needs:
+        if not ok:
+            raise ConfigError(key, value, f"{allowed} with flow.coordinates=svd")
 
 
 def _validate_problem(cfg: DictConfig) -> None:

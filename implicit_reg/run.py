@@ -16,6 +16,7 @@ from torch import Tensor
 from implicit_reg import artifacts, checkpoint, hparams, scalars
 from implicit_reg.batched import grid_size, run_batched
 from implicit_reg.config import validate
+from implicit_reg.det_sign import DetSignMonitor
 from implicit_reg.device import resolve_device, resolve_dtype
 from implicit_reg.events import read_scalars
 from implicit_reg.factorization import DeepFactorization, factor_shapes
@@ -23,10 +24,11 @@ from implicit_reg.figures.run_panel import run_panel
 from implicit_reg.init import sample_factors
 from implicit_reg.interrupt import StopRequest
 from implicit_reg.logger import TensorBoardLogger
-from implicit_reg.optim import gradient_descent
+from implicit_reg.optim import flow_from_config, gradient_descent
 from implicit_reg.problems import Problem, build_problem
 from implicit_reg.progress import Progress
 from implicit_reg.schedule import LogSchedule
+from implicit_reg.stability import StabilityGuard
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +62,31 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     tensorboard = TensorBoardLogger(out_dir, start_step, resumed.last if resumed else None)
     progress = Progress(cfg.train.max_steps, cfg.train.progress, initial=start_step)
 
-    def on_log(step: int, flow_time: float, W: Tensor) -> None:
+    det_sign = DetSignMonitor()
+    guard = None
+    if cfg.optim.name == "gd" and cfg.train.sharpness_iters > 0:
+        guard = StabilityGuard(
+            model, problem, cfg.optim.lr, cfg.train.sharpness_iters, cfg.train.on_unstable
+        )
+
+    def on_log(
+        step: int, flow_time: float, W: Tensor, exact: dict[str, Tensor] | None = None
+    ) -> str | None:
         values = scalars.compute(
             problem, W, flow_time=flow_time, W0=W0, max_tracked=cfg.train.max_tracked
         )
+        values.update({k: v for k, v in (exact or {}).items() if k in values})
         floats = scalars.to_floats(values)
+        verdict = None  # a status that ends the run (train.on_unstable=stop)
+        if guard is not None:
+            stability, verdict = guard.check(step)
+            floats.update(stability)
+        if "det/sign" in floats:
+            det_sign.update(step, flow_time, floats["det/sign"])
         tensorboard.log(step, floats)
         progress.update(step, floats)
         log.debug("step %d: %s", step, floats)
+        return verdict
 
     started = time.perf_counter() - (resumed.wall_time_s if resumed else 0.0)
 
@@ -87,23 +106,27 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     stop = guards.enter_context(StopRequest())
     guards.enter_context(torch.autograd.set_detect_anomaly(cfg.train.detect_anomaly))
     try:
-        outcome = gradient_descent(
-            model,
-            problem,
-            lr=cfg.optim.lr,
-            max_steps=cfg.train.max_steps,
-            loss_tol=cfg.train.loss_tol,
-            schedule=LogSchedule(
-                cfg.train.max_steps, cfg.train.log_every, cfg.train.log_per_decade
-            ),
-            on_log=on_log,
-            start_step=start_step,
-            checkpoint_every=cfg.train.checkpoint_every,
-            on_checkpoint=save_checkpoint,
-            stop_requested=stop,
-        )
+        if cfg.optim.name == "flow":  # short and adaptive: no checkpoints, no resume
+            outcome = flow_from_config(cfg, model, problem, on_log)
+        else:
+            max_steps = cfg.train.max_steps
+            if cfg.train.max_time is not None:
+                max_steps = min(max_steps, int(cfg.train.max_time / cfg.optim.lr))
+            outcome = gradient_descent(
+                model,
+                problem,
+                lr=cfg.optim.lr,
+                max_steps=max_steps,
+                loss_tol=cfg.train.loss_tol,
+                schedule=LogSchedule(max_steps, cfg.train.log_every, cfg.train.log_per_decade),
+                on_log=on_log,
+                start_step=start_step,
+                checkpoint_every=cfg.train.checkpoint_every,
+                on_checkpoint=save_checkpoint,
+                stop_requested=stop,
+            )
+            save_checkpoint(outcome.steps)  # resume an interrupted run, or extend a finished one
         wall_time = time.perf_counter() - started
-        save_checkpoint(outcome.steps)  # resume an interrupted run, or extend a finished one
         title = f"{problem.name}, depth {cfg.model.depth}: {outcome.status}"
         tensorboard.add_figure(
             "figures/run", run_panel(read_scalars(out_dir), title), outcome.steps
@@ -124,6 +147,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "wall_time_s": wall_time,
         "device": str(device),
         "seed": int(cfg.seed),
+        **outcome.record,
+        **det_sign.record(),
+        **(guard.record() if guard is not None else {}),
     }
     if stop.name is not None:
         result["signal"] = stop.name

@@ -41,6 +41,22 @@ class GDSchema:
 
 
 @dataclass
+class FlowSchema:
+    """``optim=flow``: a stiff scipy solver; ``lr`` is the reference step of the step axis."""
+
+    name: str = "flow"
+    method: str = "LSODA"
+    rtol: float = 1.0e-8
+    atol: float = 1.0e-12
+    lr: float = 1.0e-2
+
+
+@dataclass
+class FlowCoordinatesSchema:
+    coordinates: str = "auto"
+
+
+@dataclass
 class TrainSchema:
     max_steps: int = 1_000_000
     loss_tol: float = 1.0e-3
@@ -50,6 +66,9 @@ class TrainSchema:
     progress: bool = True
     checkpoint_every: int = 10_000
     detect_anomaly: bool = False
+    max_time: Optional[float] = None
+    on_unstable: str = "warn"
+    sharpness_iters: int = 20
 
 
 @dataclass
@@ -101,6 +120,7 @@ class RunSchema:
     train: Any = MISSING
     problem: Any = MISSING
     batch: Any = MISSING
+    flow: Optional[FlowCoordinatesSchema] = None  # set by optim=flow only
     device: str = "auto"
     dtype: str = "float64"
     seed: int = 0
@@ -116,6 +136,7 @@ _STORE: dict[str, Any] = {
     "model": ModelSchema,
     "init": InitSchema,
     "optim_gd": GDSchema,
+    "optim_flow": {"optim": FlowSchema, "flow": FlowCoordinatesSchema},
     "train": TrainSchema,
     "batch": BatchSchema,
     "problem_least_squares": _global("problem", LeastSquaresSchema),

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
-from numpy.typing import ArrayLike
 from torch import Tensor
 
 
@@ -31,31 +29,60 @@ def least_squares_flow(X: Tensor, y: Tensor, t: float, beta0: Tensor | None = No
     return beta
 
 
-# Theorem 1 on the 2×2 problem of seed eq. (9), made explicit. Each bound holds at any W with
-# det W > 0 and ℓ(W) < 1/2; ``loss`` is a float or an array of losses ℓ.
+def psd_power(A: Tensor, alpha: float) -> Tensor:
+    """[A]^α of a symmetric PSD matrix by its spectral decomposition; [A]^0 = I (seed eq. 14)."""
+    if alpha == 0:
+        return torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
+    eigenvalues, Q = torch.linalg.eigh(A)
+    # Rounding makes the zero eigenvalues of a rank-deficient A (WWᵀ of a rectangular W) ±ε;
+    # their small powers would not be small (ε^{1/3} ≈ 6e-6), so they are set to exactly 0.
+    floor = eigenvalues.abs().amax(-1, keepdim=True) * A.shape[-1] * torch.finfo(A.dtype).eps
+    eigenvalues = torch.where(eigenvalues > floor, eigenvalues, torch.zeros_like(eigenvalues))
+    return (Q * eigenvalues.pow(alpha)) @ Q.mT
 
 
-def w11_lower_bound(loss: ArrayLike) -> np.ndarray:
-    """|W₁₁| ≥ (1 − √(2ℓ))²/√(2ℓ) = 1/√(2ℓ) − 2 + √(2ℓ) (seed eq. 20)."""
-    root = np.sqrt(2 * np.asarray(loss, dtype=np.float64))
-    return (1 - root) ** 2 / root
+def end_to_end_rhs(W: Tensor, grad: Tensor, depth: int) -> Tensor:
+    """Ẇ of seed eq. (14), the product's flow under balanced init:
+    −Σ_{j=1}^{L} [WWᵀ]^{(j−1)/L} ∇ℓ(W) [WᵀW]^{(L−j)/L}."""
+    left, right = W @ W.mT, W.mT @ W
+    return -sum(
+        psd_power(left, (j - 1) / depth) @ grad @ psd_power(right, (depth - j) / depth)
+        for j in range(1, depth + 1)
+    )
 
 
-def norm_lower_bound(loss: ArrayLike) -> np.ndarray:
-    """‖W‖ ≥ 1/√(2ℓ) − 2 + √(2ℓ) for the Frobenius, nuclear and spectral norms (seed eq. 11 with
-    a = 1/√2, b = 2): each of them is at least σ₁ ≥ |W₁₁|."""
+def singular_value_rhs(sigma: Tensor, U: Tensor, V: Tensor, grad: Tensor, depth: int) -> Tensor:
+    """σ̇ⱼ of seed eq. (16): −L (σⱼ²)^{1−1/L} ⟨∇ℓ(W), uⱼvⱼᵀ⟩ for W = U diag(σ) Vᵀ (σ signed)."""
+    projected = (U * (grad @ V)).sum(-2)  # ⟨∇ℓ, uⱼvⱼᵀ⟩ = uⱼᵀ ∇ℓ vⱼ
+    return -depth * sigma.square().pow(1 - 1 / depth) * projected
+
+
+# Theorem 1 for the 2×2 problem of seed eq. (9), with the constants of its proof (Section 7-8).
+# Each curve holds at every point of a flow with det W(0) > 0 and loss ℓ < 1/8 (so 1/√(2ℓ) > 2).
+
+
+def w11_lower_bound(loss: Tensor) -> Tensor:
+    """|W₁₁| ≥ 1/√(2ℓ) − 2 + √(2ℓ) (seed eq. 20). It also bounds σ₁ (Lemma 6) and so the
+    Frobenius, nuclear and spectral norms from below: eq. (11) with a = 1/√2, b = 2."""
+    root = (2 * loss).sqrt()
+    return 1 / root - 2 + root
+
+
+def norm_lower_bound(loss: Tensor) -> Tensor:
+    """‖W‖ ≥ 1/√(2ℓ) − 2 + √(2ℓ) for the Frobenius, nuclear and spectral norms: each is at least
+    σ₁ ≥ |W₁₁| (seed eq. 11 with a = 1/√2, b = 2)."""
     return w11_lower_bound(loss)
 
 
-def infimal_distance_upper_bound(loss: ArrayLike) -> np.ndarray:
-    """D(W, M₁) = σ₂ = det W/σ₁ ≤ |W₂₂| + |W₁₂W₂₁|/|W₁₁| ≤ √(2ℓ) + (1 + √(2ℓ))²/(eq. 20 bound),
-    i.e. c√ℓ + O(ℓ) (seed eq. 13), by eqs. (18)–(20)."""
-    root = np.sqrt(2 * np.asarray(loss, dtype=np.float64))
-    return root + (1 + root) ** 2 / w11_lower_bound(loss)
+def infimal_distance_upper_bound(loss: Tensor) -> Tensor:
+    """D(W, M₁) = σ₂ ≤ √(2ℓ) + 1/|W₁₁| ≤ √(2ℓ) + 1/(eq. 20), eq. (13) made explicit: the rank-one
+    ±uuᵀ with u = (|W₁₁|^{1/2}, ±|W₁₁|^{−1/2}) of seed Section 8 is that close to W."""
+    return (2 * loss).sqrt() + 1 / w11_lower_bound(loss)
 
 
-def effective_rank_upper_bound(loss: ArrayLike) -> np.ndarray:
-    """erank W = exp H(1 − ε, ε) with ε = σ₂/(σ₁ + σ₂) ≤ σ₂/|W₁₁|; H grows on [0, ½], so
-    erank ≤ exp H(ε̄) with ε̄ = (D bound)/(eq. 20 bound): 1 + O(√ℓ log 1/ℓ) (seed eq. 12)."""
-    eps = np.minimum(infimal_distance_upper_bound(loss) / w11_lower_bound(loss), 0.5)
-    return np.exp(-(1 - eps) * np.log1p(-eps) - eps * np.log(eps))
+def effective_rank_upper_bound(loss: Tensor) -> Tensor:
+    """erank W ≤ exp H(ρ̄, 1 − ρ̄), ρ̄ = σ̄₂/(σ̲₁ + σ̄₂), with σ̲₁ from eq. (20) and σ̄₂ the bound on
+    D(W, M₁) above: eq. (12) made explicit (erank grows with ρ₂ = σ₂/(σ₁ + σ₂) ≤ ½)."""
+    low, high = w11_lower_bound(loss), infimal_distance_upper_bound(loss)
+    rho = high / (low + high)
+    return torch.exp(-torch.xlogy(rho, rho) - torch.xlogy(1 - rho, 1 - rho))

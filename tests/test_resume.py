@@ -67,7 +67,13 @@ def assert_resumed_like(out: Path, reference: Path) -> None:
     assert got.keys() == want.keys()
     for tag in want:  # same steps, once each, same values
         assert [s for s, _ in got[tag]] == [s for s, _ in want[tag]], tag
-        assert [v for _, v in got[tag]] == [v for _, v in want[tag]], tag
+        values, expected = [v for _, v in got[tag]], [v for _, v in want[tag]]
+        if tag.startswith("stability/"):
+            # a power-iteration estimate warm-started from the previous log's direction, which a
+            # resumed run rebuilds: equal to the estimate's accuracy, not bit for bit
+            assert values == pytest.approx(expected, rel=1e-4), tag
+        else:
+            assert values == expected, tag
 
 
 def test_sigkill_then_resume_from_the_last_periodic_checkpoint(tmp_path, reference):

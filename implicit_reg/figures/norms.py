@@ -31,7 +31,7 @@ def supports(runs: list[Run]) -> list[Run]:
 def draw(runs: list[Run]) -> Figure:
     fig, axes = style.new(len(NORMS))
     losses = np.concatenate([r.series("loss/train") for r in runs])
-    grid = np.logspace(np.log10(max(losses.min(), 1e-12)), np.log10(0.2), 200)
+    grid = np.logspace(np.log10(max(losses.min(), 1e-12)), np.log10(0.1), 200)
     for ax, (tag, title) in zip(axes, NORMS, strict=True):
         for run in sorted(runs, key=lambda r: r.cfg.model.depth):
             ls = "-" if run.cfg.optim.name == "gd" else "--"
@@ -44,7 +44,7 @@ def draw(runs: list[Run]) -> Figure:
             )
         ax.plot(
             grid,
-            theory.norm_lower_bound(grid),
+            style.curve(theory.norm_lower_bound, grid),
             **style.BOUND_STYLE,
             label="Theorem 1: 1/√(2ℓ) − 2 + √(2ℓ)",
         )

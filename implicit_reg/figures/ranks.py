@@ -27,13 +27,13 @@ def draw(runs: list[Run]) -> Figure:
         distance_ax.plot(loss, run.series("rank/infimal_distance"), ls, color=style.colour(run))
     erank_ax.plot(
         grid,
-        theory.effective_rank_upper_bound(grid),
+        style.curve(theory.effective_rank_upper_bound, grid),
         **style.BOUND_STYLE,
         label="Theorem 1: 1 + O(√ℓ log 1/ℓ)",
     )
     distance_ax.plot(
         grid,
-        theory.infimal_distance_upper_bound(grid),
+        style.curve(theory.infimal_distance_upper_bound, grid),
         **style.BOUND_STYLE,
         label="Theorem 1: ≈ 2√(2ℓ)",
     )

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import matplotlib
+import numpy as np
+import torch
 
 matplotlib.use("Agg")
 
@@ -57,3 +61,8 @@ def grid(
 ) -> tuple[Figure, list[list[plt.Axes]]]:
     fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
     return fig, [list(row) for row in axes]
+
+
+def curve(bound: Callable[[torch.Tensor], torch.Tensor], losses: np.ndarray) -> np.ndarray:
+    """A ``theory`` bound evaluated on a grid of losses, for plotting."""
+    return bound(torch.from_numpy(losses)).numpy()

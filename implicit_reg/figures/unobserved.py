@@ -47,7 +47,10 @@ def draw(runs: list[Run]) -> Figure:
             losses = np.concatenate([r.series("loss/train") for r in mine] or [np.ones(1)])
             ell = np.logspace(np.log10(max(losses.min(), 1e-12)), np.log10(0.1), 100)
             ax.plot(
-                ell, theory.w11_lower_bound(ell), **style.BOUND_STYLE, label="1/√(2ℓ) − 2 + √(2ℓ)"
+                ell,
+                style.curve(theory.w11_lower_bound, ell),
+                **style.BOUND_STYLE,
+                label="1/√(2ℓ) − 2 + √(2ℓ)",
             )
             style.loss_axis(ax)
             ax.set_yscale("log")

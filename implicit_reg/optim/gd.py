@@ -22,7 +22,7 @@ def gradient_descent(
     max_steps: int,
     loss_tol: float,
     schedule: LogSchedule,
-    on_log: Callable[[int, float, Tensor], None],
+    on_log: Callable[[int, float, Tensor], str | None],
     start_step: int = 0,
     checkpoint_every: int = 0,
     on_checkpoint: Callable[[int], None] = lambda step: None,
@@ -31,11 +31,12 @@ def gradient_descent(
     """Run until the loss falls below ``loss_tol``, turns NaN/Inf, or ``max_steps`` steps.
 
     ``on_log(step, flow_time, W)`` sees the end-to-end matrix at every scheduled step and at the
-    last finite one. A step of size η advances gradient-flow time by η. The model holds the
-    factors after ``start_step`` steps (0, or a checkpoint's step); ``on_checkpoint(step)`` is
-    called every ``checkpoint_every`` steps, and ``stop_requested()`` before every step ends the
-    run with status ``interrupted``. A NaN/Inf in any factor makes W, and so the loss, non-finite
-    (∞·0 = NaN; both losses sum over all entries of W), so the loss check covers the factors.
+    last finite one; a status it returns (``unstable``) ends the run. A step of size η advances
+    gradient-flow time by η. The model holds the factors after ``start_step`` steps (0, or a
+    checkpoint's step); ``on_checkpoint(step)`` is called every ``checkpoint_every`` steps, and
+    ``stop_requested()`` before every step ends the run with status ``interrupted``. A NaN/Inf in
+    any factor makes W, and so the loss, non-finite (∞·0 = NaN; both losses sum over all entries
+    of W), so the loss check covers the factors.
     """
     params = list(model.parameters())
     status, last = "max_steps", None  # last: (step, W, logged) of the last finite step
@@ -53,8 +54,9 @@ def gradient_descent(
             break
         done = value < loss_tol or step == max_steps
         logged = done or schedule.due(step)
-        if logged:
-            on_log(step, lr * step, W.detach())
+        if logged and (stop := on_log(step, lr * step, W.detach())):
+            status = stop
+            break
         if done:
             status = "converged" if value < loss_tol else "max_steps"
             break

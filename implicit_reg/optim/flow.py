@@ -1,0 +1,221 @@
+"""Gradient flow ẏ = −∇f(y) (seed eq. 2) by an adaptive, error-controlled stiff solver.
+
+The flow of a deep factorization is stiff: its largest curvature grows like L·σ₁^{2−2/L}, so an
+explicit method (gradient descent, or torchdiffeq's adaptive Runge–Kutta solvers) is held to
+steps below 2/curvature however smooth the path is. scipy's implicit solvers (LSODA, BDF,
+Radau) take steps set by the accuracy asked for; they get a torch right-hand side and its
+autograd Jacobian.
+
+``optim.lr`` is a reference step: flow time t is logged at TensorBoard step round(t / lr), the
+step at which gradient descent with that lr reaches the same flow time.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from scipy.integrate import BDF, LSODA, OdeSolver, Radau
+from scipy.optimize import brentq
+from torch import Tensor
+
+from implicit_reg.factorization import DeepFactorization, product
+from implicit_reg.optim.factor_flow import FactorCoordinates
+from implicit_reg.optim.outcome import Outcome
+from implicit_reg.optim.svd_flow import SvdCoordinates
+from implicit_reg.problems import Problem
+from implicit_reg.schedule import log_steps
+
+METHODS: dict[str, type[OdeSolver]] = {"LSODA": LSODA, "BDF": BDF, "Radau": Radau}
+
+
+class Coordinates(Protocol):
+    """How a run's state is written as one vector y (``factor_flow``, ``svd_flow``)."""
+
+    y0: Tensor
+
+    def matrix(self, y: Tensor) -> Tensor:
+        """The end-to-end matrix W(y)."""
+        ...
+
+    def field(self, y: Tensor) -> Tensor:
+        """ẏ, in torch operations that autograd can differentiate."""
+        ...
+
+    def exact(self, y: Tensor) -> dict[str, Tensor]:
+        """Logged scalars the coordinates know more precisely than W's entries do."""
+        ...
+
+    def check(self, y: Tensor, t: float) -> None:
+        """Look at each accepted step (near-crossings of singular values)."""
+        ...
+
+    def record(self) -> dict[str, Any]:
+        """What ``metrics.json`` gets from the coordinates."""
+        ...
+
+    def factors(self, y: Tensor, shapes: list[tuple[int, int]]) -> list[Tensor]:
+        """Factors W_1 … W_L of those shapes whose product is W(y)."""
+        ...
+
+
+OnLog = Callable[..., "str | None"]
+"""``on_log(step, flow_time, W, exact=…)``: returns a status to stop the run, or None."""
+
+
+def gradient_flow(
+    coordinates: Coordinates,
+    problem: Problem,
+    *,
+    method: str = "LSODA",
+    rtol: float = 1e-8,
+    atol: float = 1e-12,
+    lr: float,
+    max_time: float | None,
+    max_steps: int,
+    loss_tol: float,
+    log_every: int,
+    log_per_decade: int,
+    on_log: OnLog,
+) -> tuple[Outcome, Tensor]:
+    """Integrate from ``coordinates.y0`` until the loss falls below ``loss_tol`` (located on the
+    solver's dense output), flow time ``max_time``, ``max_steps`` solver steps, a non-finite
+    loss, or a solver failure. Returns the outcome and the final state.
+
+    ``on_log(step, flow_time, W, exact=…)`` sees W at the flow times lr·step of the steps
+    ``log_steps(log_every, log_per_decade)`` marks and at the final time, read off the
+    solver's interpolant; ``exact`` holds the scalars the coordinates know more precisely than
+    W's entries (empty for factors). A returned string stops the run with that status.
+    """
+    device, dtype = coordinates.y0.device, coordinates.y0.dtype
+    evaluations = 0
+
+    def tensor(y: np.ndarray) -> Tensor:
+        return torch.as_tensor(y, device=device, dtype=dtype)
+
+    def fun(t: float, y: np.ndarray) -> np.ndarray:
+        nonlocal evaluations
+        evaluations += 1
+        return coordinates.field(tensor(y)).cpu().numpy()
+
+    def jac(t: float, y: np.ndarray) -> np.ndarray:
+        nonlocal evaluations
+        evaluations += 1
+        return torch.autograd.functional.jacobian(coordinates.field, tensor(y)).cpu().numpy()
+
+    def loss(y: np.ndarray) -> float:
+        with torch.no_grad():
+            return float(problem.loss(coordinates.matrix(tensor(y))).sum())
+
+    def log(step: int, t: float, y: np.ndarray) -> str | None:
+        with torch.no_grad():
+            W, exact = coordinates.matrix(tensor(y)), coordinates.exact(tensor(y))
+        return on_log(step, t, W, exact=exact)
+
+    y0 = coordinates.y0.cpu().numpy()
+    bound = math.inf if max_time is None else max_time
+    solver = METHODS[method](fun, 0.0, y0, bound, rtol=rtol, atol=atol, jac=jac)
+    steps = log_steps(log_every, log_per_decade)
+    status = log(next(steps), 0.0, y0)
+    due = next(steps)
+    if status is None and loss(y0) < loss_tol:
+        status = "converged"
+    t_end, y_end, solver_steps, logged_end = 0.0, y0, 0, status is not None
+    while status is None:
+        t_old = solver.t
+        message = solver.step()
+        solver_steps += 1
+        if solver.status == "failed":
+            warnings.warn(
+                f"optim.method={method} failed after flow time {t_old:.6g}: {message}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            status = "solver_failed"
+            break
+        value = loss(solver.y)
+        if not math.isfinite(value):
+            status = "diverged"
+            break
+        dense = solver.dense_output  # this step's interpolant, built only when needed
+        t_end, y_end = solver.t, solver.y
+        if value < loss_tol:  # the solver event: the first time the loss reaches loss_tol
+            t_end = _crossing(loss, dense(), loss_tol, t_old, t_end)
+            y_end, status = dense()(t_end), "converged"
+        elif solver.status == "finished":
+            status = "max_time"
+        elif solver_steps >= max_steps:
+            status = "max_steps"
+        coordinates.check(tensor(y_end), t_end)
+        while due * lr < t_end:
+            y_due = dense()(due * lr)
+            stop = log(due, due * lr, y_due)
+            if stop is not None:
+                status, t_end, y_end, logged_end = stop, due * lr, y_due, True
+                break
+            due = next(steps)
+    if not logged_end:
+        log(round(t_end / lr), t_end, y_end)
+    outcome = Outcome(
+        status=status,
+        steps=round(t_end / lr),
+        flow_time=t_end,
+        gradient_evaluations=evaluations,
+        record={"solver_steps": solver_steps, **coordinates.record()},
+    )
+    return outcome, tensor(y_end)
+
+
+def _crossing(
+    loss: Callable[[np.ndarray], float],
+    interpolant: Callable[[float], np.ndarray],
+    level: float,
+    t_low: float,
+    t_high: float,
+) -> float:
+    """The time in [t_low, t_high] at which the loss along the step's interpolant falls to
+    ``level`` (it is above at t_low, below at t_high)."""
+    return brentq(lambda t: loss(interpolant(t)) - level, t_low, t_high, xtol=1e-14 * t_high)
+
+
+def resolve_coordinates(coordinates: str, init_kind: str) -> str:
+    """``flow.coordinates=auto``: svd for balanced init (eq. 14 holds), factors otherwise."""
+    if coordinates == "auto":
+        return "svd" if init_kind == "balanced" else "factors"
+    return coordinates
+
+
+def flow_from_config(
+    cfg: DictConfig, model: DeepFactorization, problem: Problem, on_log: OnLog
+) -> Outcome:
+    """``optim=flow`` for a composed run config: integrate from the model's factors and leave
+    the final factors in the model (for svd coordinates, a balanced factorization of W)."""
+    start = [f.detach() for f in model.factors]
+    if resolve_coordinates(cfg.flow.coordinates, cfg.init.kind) == "svd":
+        coordinates: Coordinates = SvdCoordinates(problem, product(start), model.depth)
+    else:
+        coordinates = FactorCoordinates(problem, start)
+    outcome, y = gradient_flow(
+        coordinates,
+        problem,
+        method=cfg.optim.method,
+        rtol=cfg.optim.rtol,
+        atol=cfg.optim.atol,
+        lr=cfg.optim.lr,
+        max_time=cfg.train.max_time,
+        max_steps=cfg.train.max_steps,
+        loss_tol=cfg.train.loss_tol,
+        log_every=cfg.train.log_every,
+        log_per_decade=cfg.train.log_per_decade,
+        on_log=on_log,
+    )
+    with torch.no_grad():
+        shapes = [tuple(f.shape) for f in start]
+        for param, factor in zip(model.factors, coordinates.factors(y, shapes), strict=True):
+            param.copy_(factor)
+    return outcome

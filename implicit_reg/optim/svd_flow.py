@@ -1,0 +1,153 @@
+"""The end-to-end flow of seed eq. (14) in analytic-SVD coordinates (Lemma 3, eq. 15–16).
+
+Under balanced init the product W = W_L ⋯ W_1 follows eq. (14). Write W = U diag(σ) Vᵀ with U
+(d×m), V (d′×m) orthonormal and σᵢ = εᵢ e^{rᵢ} signed, εᵢ = ±1 fixed: the state is (U, V, r).
+With Ĝ = Uᵀ∇ℓ(W)V, aᵢ = |σᵢ|^{2/L} and ⊥ the projection off the span of U (of V):
+
+    ṙᵢ   = −L εᵢ |σᵢ|^{1−2/L} Ĝᵢᵢ                                        (eq. 16 divided by σᵢ)
+    U̇    = U A − ⊥ ∇ℓ V diag(εᵢ|σᵢ|^{1−2/L}),   A_ik = (Ĝ_ik σ_k + Ĝ_ki σᵢ)/(aᵢ − a_k)
+    V̇    = V B − ⊥ ∇ℓᵀ U diag(εᵢ|σᵢ|^{1−2/L}),  B_ik = (Ĝ_ik σᵢ + Ĝ_ki σ_k)/(aᵢ − a_k)
+
+(from Uᵀ Ẇ V = A S + Ṡ − S B and eq. 14 in the SVD basis, where Σⱼ aᵢ^{j−1} a_k^{L−j} =
+(σᵢ² − σ_k²)/(aᵢ − a_k)). A singular value never reaches zero, so for square W the sign of
+det W = Πεᵢ (U and V are kept with det +1) is exact: no rounding of O(1) entries can flip it
+(Lemma 5). The rotations are singular where two |σᵢ| meet; ``check`` reports near-crossings.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+from torch import Tensor
+
+from implicit_reg.loss_gradient import loss_gradient
+from implicit_reg.problems import Problem
+
+NEAR_CROSSING = 1e-6
+"""Relative gap min |aᵢ − a_k| / max(aᵢ, a_k) below which the rotation rates are flagged."""
+
+
+class SvdCoordinates:
+    """The state vector (U, V, r) of one run and what the solver loop needs from it."""
+
+    def __init__(self, problem: Problem, W0: Tensor, depth: int) -> None:
+        if depth < 2:
+            raise ValueError("svd coordinates need model.depth ≥ 2 (eq. 14)")
+        self.problem, self.depth = problem, depth
+        U, s, Vh = torch.linalg.svd(W0, full_matrices=False)
+        if (s <= 0).any() or _relative_gap(s.pow(2 / depth)) == 0:
+            raise ValueError(
+                f"svd coordinates need distinct nonzero singular values, W(0) has {s.tolist()}"
+            )
+        V, eps = Vh.mT.clone(), torch.ones_like(s)
+        if W0.shape[0] == W0.shape[1]:  # det U = det V = +1, so that sign(det W) = Πεᵢ
+            for Q in (U, V):
+                if torch.linalg.det(Q) < 0:
+                    Q[:, -1] *= -1
+                    eps[-1] *= -1
+        self.eps = eps
+        self.shapes = (U.shape, V.shape)
+        self.y0 = torch.cat([U.flatten(), V.flatten(), s.log()])
+        self.min_gap = math.inf
+        self.near_crossing_at: float | None = None
+
+    def unpack(self, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(U, V, σ) with U, V put back on the orthonormal manifold to first order in the drift
+        of the integrated state (one Newton–Schulz step towards the polar factor)."""
+        (d, m), (e, _) = self.shapes
+        U, V = y[: d * m].view(d, m), y[d * m : d * m + e * m].view(e, m)
+        return _orthonormal(U), _orthonormal(V), self.eps * y[d * m + e * m :].exp()
+
+    def matrix(self, y: Tensor) -> Tensor:
+        U, V, sigma = self.unpack(y)
+        return (U * sigma) @ V.mT
+
+    def field(self, y: Tensor) -> Tensor:
+        """ẏ: the right-hand side above (written with torch ops only, so autograd gives its
+        Jacobian)."""
+        U, V, sigma = self.unpack(y)
+        grad = loss_gradient(self.problem, (U * sigma) @ V.mT)
+        G = U.mT @ grad @ V
+        magnitude = sigma.abs()
+        a = magnitude.pow(2 / self.depth)
+        eye = torch.eye(len(a), dtype=a.dtype, device=a.device)
+        gap = a[:, None] - a[None, :] + eye  # aᵢ − a_k off the diagonal (the diagonal is unused)
+        A = (G * sigma[None, :] + G.mT * sigma[:, None]) / gap * (1 - eye)
+        B = (G * sigma[:, None] + G.mT * sigma[None, :]) / gap * (1 - eye)
+        scale = self.eps * magnitude.pow(1 - 2 / self.depth)  # |σ|^{2−2/L} / σ
+        dU = U @ A - _off_span(U, grad @ V) * scale
+        dV = V @ B - _off_span(V, grad.mT @ U) * scale
+        dr = -self.depth * scale * G.diagonal()
+        return torch.cat([dU.flatten(), dV.flatten(), dr])
+
+    def exact(self, y: Tensor) -> dict[str, Tensor]:
+        """Scalars the coordinates know better than W's entries do: the singular values (the
+        smallest may be far below the rounding of the largest) and the sign of det W."""
+        _, _, sigma = self.unpack(y)
+        s = sigma.abs().sort(descending=True).values
+        out = {f"singular_values/{i + 1}": s[i] for i in range(len(s))}
+        if self.shapes[0][0] == self.shapes[1][0]:
+            out["det/sign"] = self.eps.prod()
+            out["det/value"] = sigma.prod()
+        return out
+
+    def factors(self, y: Tensor, shapes: list[tuple[int, int]]) -> list[Tensor]:
+        """A balanced factorization of W(y): W_1 = diag(εᵢ|σᵢ|^{1/L}) Vᵀ, W_j = diag(|σᵢ|^{1/L}),
+        W_L = U diag(|σᵢ|^{1/L}), zero-padded to the hidden width (the factor flow's own factors
+        differ from these by rotations of the hidden spaces)."""
+        U, V, sigma = self.unpack(y)
+        root = sigma.abs().pow(1 / self.depth)
+        m, out = len(root), []
+        for j, shape in enumerate(shapes):
+            factor = torch.zeros(shape, dtype=y.dtype, device=y.device)
+            if j == 0:
+                factor[:m] = (self.eps * root)[:, None] * V.mT
+            elif j == len(shapes) - 1:
+                factor[:, :m] = U * root
+            else:
+                factor[:m, :m] = torch.diag(root)
+            out.append(factor)
+        return out
+
+    def check(self, y: Tensor, t: float) -> None:
+        """Track the smallest relative gap between the aᵢ = |σᵢ|^{2/L}; warn once below
+        ``NEAR_CROSSING``, where the rotation rates (1/(aᵢ − a_k)) are about to blow up."""
+        _, _, sigma = self.unpack(y)
+        gap = _relative_gap(sigma.abs().pow(2 / self.depth))
+        self.min_gap = min(self.min_gap, gap)
+        if gap < NEAR_CROSSING and self.near_crossing_at is None:
+            self.near_crossing_at = t
+            warnings.warn(
+                f"flow.coordinates=svd: singular values nearly cross at flow time {t:.6g} "
+                f"(relative gap {gap:.3g}); the SVD rotations are ill-conditioned there "
+                "(see metrics.json svd_near_crossing_at_time); flow.coordinates=factors "
+                "integrates through crossings",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+    def record(self) -> dict[str, str | float | None]:
+        return {
+            "flow_coordinates": "svd",
+            "svd_min_gap": self.min_gap,
+            "svd_near_crossing_at_time": self.near_crossing_at,
+        }
+
+
+def _orthonormal(Q: Tensor) -> Tensor:
+    return Q @ (1.5 * torch.eye(Q.shape[-1], dtype=Q.dtype, device=Q.device) - 0.5 * Q.mT @ Q)
+
+
+def _off_span(Q: Tensor, X: Tensor) -> Tensor:
+    """(I − QQᵀ) X: zero for square Q, the out-of-span rotation for a rectangular W."""
+    return X - Q @ (Q.mT @ X)
+
+
+def _relative_gap(a: Tensor) -> float:
+    if len(a) < 2:
+        return math.inf
+    diff = (a[:, None] - a[None, :]).abs() / torch.maximum(a[:, None], a[None, :])
+    diagonal = torch.eye(len(a), dtype=torch.bool, device=a.device)
+    return float(diff.masked_fill(diagonal, math.inf).min())
