@@ -107,7 +107,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     guards.enter_context(torch.autograd.set_detect_anomaly(cfg.train.detect_anomaly))
     try:
         if cfg.optim.name == "flow":  # short and adaptive: no checkpoints, no resume
-            outcome = flow_from_config(cfg, model, problem, on_log)
+            outcome = flow_from_config(cfg, model, problem, on_log, stop)
         else:
             max_steps = cfg.train.max_steps
             if cfg.train.max_time is not None:

@@ -3,6 +3,8 @@ a 10⁷-step run still has a readable curve at its start."""
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Iterator
 
 
@@ -21,14 +23,15 @@ class LogSchedule:
         return step % self.every == 0 or step in self.points
 
 
-def log_steps(every: int, per_decade: int) -> Iterator[int]:
+def log_steps(every: int | None, per_decade: int) -> Iterator[int]:
     """The steps ``LogSchedule`` marks, in increasing order and without end: 0, then the next
-    multiple of ``every`` or log-spaced step, whichever comes first (for runs whose last step is
-    not known in advance, such as a gradient flow stopped by its loss)."""
+    multiple of ``every`` (None: no such multiples) or log-spaced step, whichever comes first
+    (for runs whose last step is not known in advance, such as a gradient flow stopped by its
+    loss)."""
     step, k = 0, 0
     while True:
         yield step
-        following = (step // every + 1) * every
+        following = math.inf if every is None else (step // every + 1) * every
         if per_decade > 0:
             while round(10 ** (k / per_decade)) <= step:
                 k += 1

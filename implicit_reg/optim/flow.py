@@ -79,13 +79,15 @@ def gradient_flow(
     max_time: float | None,
     max_steps: int,
     loss_tol: float,
-    log_every: int,
+    log_every: int | None,
     log_per_decade: int,
     on_log: OnLog,
+    stop_requested: Callable[[], bool] = lambda: False,
 ) -> tuple[Outcome, Tensor]:
     """Integrate from ``coordinates.y0`` until the loss falls below ``loss_tol`` (located on the
     solver's dense output), flow time ``max_time``, ``max_steps`` solver steps, a non-finite
-    loss, or a solver failure. Returns the outcome and the final state.
+    loss, a solver failure, or ``stop_requested()`` (status ``interrupted``). Returns the
+    outcome and the final state.
 
     ``on_log(step, flow_time, W, exact=…)`` sees W at the flow times lr·step of the steps
     ``log_steps(log_every, log_per_decade)`` marks and at the final time, read off the
@@ -127,6 +129,9 @@ def gradient_flow(
         status = "converged"
     t_end, y_end, solver_steps, logged_end = 0.0, y0, 0, status is not None
     while status is None:
+        if stop_requested():
+            status = "interrupted"
+            break
         t_old = solver.t
         message = solver.step()
         solver_steps += 1
@@ -191,10 +196,16 @@ def resolve_coordinates(coordinates: str, init_kind: str) -> str:
 
 
 def flow_from_config(
-    cfg: DictConfig, model: DeepFactorization, problem: Problem, on_log: OnLog
+    cfg: DictConfig,
+    model: DeepFactorization,
+    problem: Problem,
+    on_log: OnLog,
+    stop_requested: Callable[[], bool] = lambda: False,
 ) -> Outcome:
     """``optim=flow`` for a composed run config: integrate from the model's factors and leave
-    the final factors in the model (for svd coordinates, a balanced factorization of W)."""
+    the final factors in the model (for svd coordinates, a balanced factorization of W). The
+    flow logs at log-spaced flow times only (``train.log_per_decade``): its runs span many
+    decades of time, and evenly spaced logs would grow with the time reached."""
     start = [f.detach() for f in model.factors]
     if resolve_coordinates(cfg.flow.coordinates, cfg.init.kind) == "svd":
         coordinates: Coordinates = SvdCoordinates(problem, product(start), model.depth)
@@ -210,9 +221,10 @@ def flow_from_config(
         max_time=cfg.train.max_time,
         max_steps=cfg.train.max_steps,
         loss_tol=cfg.train.loss_tol,
-        log_every=cfg.train.log_every,
+        log_every=None,
         log_per_decade=cfg.train.log_per_decade,
         on_log=on_log,
+        stop_requested=stop_requested,
     )
     with torch.no_grad():
         shapes = [tuple(f.shape) for f in start]
