@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import warnings
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -37,7 +38,7 @@ class SvdCoordinates:
             raise ValueError("svd coordinates need model.depth ≥ 2 (eq. 14)")
         self.problem, self.depth = problem, depth
         U, s, Vh = torch.linalg.svd(W0, full_matrices=False)
-        if (s <= 0).any() or _relative_gap(s.pow(2 / depth)) == 0:
+        if (s <= 0).any() or _relative_gap(s.pow(2 / depth).cpu().numpy()) == 0:
             raise ValueError(
                 f"svd coordinates need distinct nonzero singular values, W(0) has {s.tolist()}"
             )
@@ -111,11 +112,10 @@ class SvdCoordinates:
             out.append(factor)
         return out
 
-    def check(self, y: Tensor, t: float) -> None:
-        """Track the smallest relative gap between the aᵢ = |σᵢ|^{2/L}; warn once below
-        ``NEAR_CROSSING``, where the rotation rates (1/(aᵢ − a_k)) are about to blow up."""
-        _, _, sigma = self.unpack(y)
-        gap = _relative_gap(sigma.abs().pow(2 / self.depth))
+    def check(self, y: np.ndarray, t: float) -> None:
+        """Track the smallest relative gap between the aᵢ = |σᵢ|^{2/L} = e^{2rᵢ/L}; warn once
+        below ``NEAR_CROSSING``, where the rotation rates (1/(aᵢ − a_k)) are about to blow up."""
+        gap = _relative_gap(np.exp(y[-len(self.eps) :] * (2 / self.depth)))
         self.min_gap = min(self.min_gap, gap)
         if gap < NEAR_CROSSING and self.near_crossing_at is None:
             self.near_crossing_at = t
@@ -145,9 +145,10 @@ def _off_span(Q: Tensor, X: Tensor) -> Tensor:
     return X - Q @ (Q.mT @ X)
 
 
-def _relative_gap(a: Tensor) -> float:
+def _relative_gap(a: np.ndarray) -> float:
+    """min over i ≠ k of |aᵢ − a_k| / max(aᵢ, a_k)."""
     if len(a) < 2:
         return math.inf
-    diff = (a[:, None] - a[None, :]).abs() / torch.maximum(a[:, None], a[None, :])
-    diagonal = torch.eye(len(a), dtype=torch.bool, device=a.device)
-    return float(diff.masked_fill(diagonal, math.inf).min())
+    diff = np.abs(a[:, None] - a[None, :]) / np.maximum(a[:, None], a[None, :])
+    np.fill_diagonal(diff, math.inf)
+    return float(diff.min())
