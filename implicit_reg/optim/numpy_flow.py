@@ -138,13 +138,14 @@ class _SvdField:
         self.U, self.V = (d, m), (e, m)
         self.split = (d * m, (d + e) * m)
         self.eps, self.depth = coordinates.eps.cpu().numpy(), coordinates.depth
-        self.eye, self.off = np.eye(m), 1 - np.eye(m)
+        self.eye, self.off, self.newton = np.eye(m), 1 - np.eye(m), 1.5 * np.eye(m)
         self.gradient = gradient
 
     def parts(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(U, V, r), U and V after one Newton–Schulz step towards orthonormality."""
         u, v = self.split
-        return _orthonormal(y[:u].reshape(self.U)), _orthonormal(y[u:v].reshape(self.V)), y[v:]
+        U, V = y[:u].reshape(self.U), y[u:v].reshape(self.V)
+        return U.dot(self.newton - 0.5 * U.T.dot(U)), V.dot(self.newton - 0.5 * V.T.dot(V)), y[v:]
 
     def matrix(self, y: np.ndarray) -> np.ndarray:
         U, V, r = self.parts(y)
@@ -164,7 +165,3 @@ class _SvdField:
         dU = U.dot(A) - (grad_V - U.dot(U.T.dot(grad_V))) * scale
         dV = V.dot(B) - (grad_U - V.dot(V.T.dot(grad_U))) * scale
         return np.concatenate([dU.ravel(), dV.ravel(), -self.depth * scale * G.diagonal()])
-
-
-def _orthonormal(Q: np.ndarray) -> np.ndarray:
-    return Q.dot(1.5 * np.eye(Q.shape[-1]) - 0.5 * Q.T.dot(Q))
