@@ -38,7 +38,7 @@ class SvdCoordinates:
             raise ValueError("svd coordinates need model.depth ≥ 2 (eq. 14)")
         self.problem, self.depth = problem, depth
         U, s, Vh = torch.linalg.svd(W0, full_matrices=False)
-        if (s <= 0).any() or _relative_gap(s.pow(2 / depth).cpu().numpy()) == 0:
+        if (s <= 0).any() or _relative_gap(s.log().cpu().numpy() * (2 / depth)) == 0:
             raise ValueError(
                 f"svd coordinates need distinct nonzero singular values, W(0) has {s.tolist()}"
             )
@@ -115,7 +115,7 @@ class SvdCoordinates:
     def check(self, y: np.ndarray, t: float) -> None:
         """Track the smallest relative gap between the aᵢ = |σᵢ|^{2/L} = e^{2rᵢ/L}; warn once
         below ``NEAR_CROSSING``, where the rotation rates (1/(aᵢ − a_k)) are about to blow up."""
-        gap = _relative_gap(np.exp(y[-len(self.eps) :] * (2 / self.depth)))
+        gap = _relative_gap(y[-len(self.eps) :] * (2 / self.depth))
         self.min_gap = min(self.min_gap, gap)
         if gap < NEAR_CROSSING and self.near_crossing_at is None:
             self.near_crossing_at = t
@@ -145,10 +145,11 @@ def _off_span(Q: Tensor, X: Tensor) -> Tensor:
     return X - Q @ (Q.mT @ X)
 
 
-def _relative_gap(a: np.ndarray) -> float:
-    """min over i ≠ k of |aᵢ − a_k| / max(aᵢ, a_k)."""
-    if len(a) < 2:
+def _relative_gap(log_a: np.ndarray) -> float:
+    """min over i ≠ k of |aᵢ − a_k| / max(aᵢ, a_k) = 1 − e^{−|log aᵢ − log a_k|}, from log a (no
+    underflow when the smallest σᵢ is far below the largest)."""
+    if len(log_a) < 2:
         return math.inf
-    diff = np.abs(a[:, None] - a[None, :]) / np.maximum(a[:, None], a[None, :])
+    diff = np.abs(log_a[:, None] - log_a[None, :])
     np.fill_diagonal(diff, math.inf)
-    return float(diff.min())
+    return float(-np.expm1(-diff.min()))
