@@ -17,6 +17,7 @@ from implicit_reg.problems import KINDS as PROBLEM_KINDS
 OPTIMIZERS = ("gd", "flow")
 FLOW_METHODS = ("LSODA", "BDF", "Radau")  # scipy's implicit solvers: the flow is stiff
 FLOW_COORDINATES = ("auto", "factors", "svd")
+FLOW_FIELDS = ("auto", "numpy", "torch")  # the flow's right-hand side (optim/numpy_flow.py)
 ON_UNSTABLE = ("warn", "stop")
 
 
@@ -98,6 +99,7 @@ def _validate_optim(cfg: DictConfig) -> None:
     _number(cfg, "optim.rtol", minimum=0, strict=True, integer=False)
     _number(cfg, "optim.atol", minimum=0, strict=True, integer=False)
     _choice(cfg, "flow.coordinates", FLOW_COORDINATES)
+    _choice(cfg, "flow.field", FLOW_FIELDS)
     if cfg.dtype != "float64":
         raise ConfigError(
             "dtype", cfg.dtype, "float64 with optim=flow (scipy's solvers are float64)"

@@ -128,6 +128,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             save_checkpoint(outcome.steps)  # resume an interrupted run, or extend a finished one
         wall_time = time.perf_counter() - started
         title = f"{problem.name}, depth {cfg.model.depth}: {outcome.status}"
+        tensorboard.flush()  # the writer queues events: the panel must read the last ones too
         tensorboard.add_figure(
             "figures/run", run_panel(read_scalars(out_dir), title), outcome.steps
         )

@@ -4,7 +4,6 @@ a 10⁷-step run still has a readable curve at its start."""
 from __future__ import annotations
 
 import math
-
 from collections.abc import Iterator
 
 

@@ -54,6 +54,7 @@ class FlowSchema:
 @dataclass
 class FlowCoordinatesSchema:
     coordinates: str = "auto"
+    field: str = "auto"
 
 
 @dataclass

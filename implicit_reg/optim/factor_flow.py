@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -49,7 +50,7 @@ class FactorCoordinates:
     def exact(self, y: Tensor) -> dict[str, Tensor]:
         return {}  # everything is read off W's entries
 
-    def check(self, y: Tensor, t: float) -> None:
+    def check(self, y: np.ndarray, t: float) -> None:
         """Nothing to watch: the factors' flow has no coordinate singularity."""
 
     def record(self) -> dict[str, str]:

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from implicit_reg.factorization import DeepFactorization, product
 from implicit_reg.optim.factor_flow import FactorCoordinates
+from implicit_reg.optim.numpy_flow import numpy_flow
 from implicit_reg.optim.outcome import Outcome
 from implicit_reg.optim.svd_flow import SvdCoordinates
 from implicit_reg.problems import Problem
@@ -51,8 +52,9 @@ class Coordinates(Protocol):
         """Logged scalars the coordinates know more precisely than W's entries do."""
         ...
 
-    def check(self, y: Tensor, t: float) -> None:
-        """Look at each accepted step (near-crossings of singular values)."""
+    def check(self, y: np.ndarray, t: float) -> None:
+        """Look at each accepted step (near-crossings of singular values); y as the solver
+        holds it."""
         ...
 
     def record(self) -> dict[str, Any]:
@@ -73,6 +75,7 @@ def gradient_flow(
     problem: Problem,
     *,
     method: str = "LSODA",
+    field: str = "auto",
     rtol: float = 1e-8,
     atol: float = 1e-12,
     lr: float,
@@ -93,6 +96,10 @@ def gradient_flow(
     ``log_steps(log_every, log_per_decade)`` marks and at the final time, read off the
     solver's interpolant; ``exact`` holds the scalars the coordinates know more precisely than
     W's entries (empty for factors). A returned string stops the run with that status.
+
+    ``field``: ``torch`` evaluates ``coordinates.field`` and its autograd Jacobian; ``numpy``
+    their NumPy twins (``numpy_flow``: completion and least squares only); ``auto`` NumPy
+    where it applies, else torch.
     """
     device, dtype = coordinates.y0.device, coordinates.y0.dtype
     evaluations = 0
@@ -100,19 +107,32 @@ def gradient_flow(
     def tensor(y: np.ndarray) -> Tensor:
         return torch.as_tensor(y, device=device, dtype=dtype)
 
+    fast = None if field == "torch" else numpy_flow(coordinates, problem)
+    if field == "numpy" and fast is None:
+        raise ValueError(f"field='numpy' needs a closed-form gradient, {problem.name} has none")
+    if fast is not None:
+        field_of, jacobian_of, loss = fast.field, fast.jacobian, fast.loss
+    else:
+
+        def field_of(y: np.ndarray) -> np.ndarray:
+            return coordinates.field(tensor(y)).cpu().numpy()
+
+        def jacobian_of(y: np.ndarray) -> np.ndarray:
+            return torch.autograd.functional.jacobian(coordinates.field, tensor(y)).cpu().numpy()
+
+        def loss(y: np.ndarray) -> float:
+            with torch.no_grad():
+                return float(problem.loss(coordinates.matrix(tensor(y))).sum())
+
     def fun(t: float, y: np.ndarray) -> np.ndarray:
         nonlocal evaluations
         evaluations += 1
-        return coordinates.field(tensor(y)).cpu().numpy()
+        return field_of(y)
 
     def jac(t: float, y: np.ndarray) -> np.ndarray:
         nonlocal evaluations
         evaluations += 1
-        return torch.autograd.functional.jacobian(coordinates.field, tensor(y)).cpu().numpy()
-
-    def loss(y: np.ndarray) -> float:
-        with torch.no_grad():
-            return float(problem.loss(coordinates.matrix(tensor(y))).sum())
+        return jacobian_of(y)
 
     def log(step: int, t: float, y: np.ndarray) -> str | None:
         with torch.no_grad():
@@ -156,7 +176,7 @@ def gradient_flow(
             status = "max_time"
         elif solver_steps >= max_steps:
             status = "max_steps"
-        coordinates.check(tensor(y_end), t_end)
+        coordinates.check(y_end, t_end)
         while due * lr < t_end:
             y_due = dense()(due * lr)
             stop = log(due, due * lr, y_due)
@@ -171,7 +191,11 @@ def gradient_flow(
         steps=round(t_end / lr),
         flow_time=t_end,
         gradient_evaluations=evaluations,
-        record={"solver_steps": solver_steps, **coordinates.record()},
+        record={
+            "solver_steps": solver_steps,
+            "flow_field": "torch" if fast is None else "numpy",
+            **coordinates.record(),
+        },
     )
     return outcome, tensor(y_end)
 
@@ -215,6 +239,7 @@ def flow_from_config(
         coordinates,
         problem,
         method=cfg.optim.method,
+        field=cfg.flow.field,
         rtol=cfg.optim.rtol,
         atol=cfg.optim.atol,
         lr=cfg.optim.lr,

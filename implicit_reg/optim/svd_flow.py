@@ -19,9 +19,11 @@ from __future__ import annotations
 import math
 import warnings
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from implicit_reg import metrics
 from implicit_reg.loss_gradient import loss_gradient
 from implicit_reg.problems import Problem
 
@@ -37,7 +39,7 @@ class SvdCoordinates:
             raise ValueError("svd coordinates need model.depth ≥ 2 (eq. 14)")
         self.problem, self.depth = problem, depth
         U, s, Vh = torch.linalg.svd(W0, full_matrices=False)
-        if (s <= 0).any() or _relative_gap(s.pow(2 / depth)) == 0:
+        if (s <= 0).any() or _relative_gap(s.log().cpu().numpy() * (2 / depth)) == 0:
             raise ValueError(
                 f"svd coordinates need distinct nonzero singular values, W(0) has {s.tolist()}"
             )
@@ -84,10 +86,15 @@ class SvdCoordinates:
 
     def exact(self, y: Tensor) -> dict[str, Tensor]:
         """Scalars the coordinates know better than W's entries do: the singular values (the
-        smallest may be far below the rounding of the largest) and the sign of det W."""
+        smallest may be far below the rounding of the largest), the ranks computed from them,
+        and the sign of det W."""
         _, _, sigma = self.unpack(y)
         s = sigma.abs().sort(descending=True).values
         out = {f"singular_values/{i + 1}": s[i] for i in range(len(s))}
+        out["rank/effective"] = metrics.effective_rank_from_singular_values(s)
+        out["rank/infimal_distance"] = metrics.infimal_distance_from_singular_values(
+            s, self.problem.infimal_rank
+        )
         if self.shapes[0][0] == self.shapes[1][0]:
             out["det/sign"] = self.eps.prod()
             out["det/value"] = sigma.prod()
@@ -111,11 +118,10 @@ class SvdCoordinates:
             out.append(factor)
         return out
 
-    def check(self, y: Tensor, t: float) -> None:
-        """Track the smallest relative gap between the aᵢ = |σᵢ|^{2/L}; warn once below
-        ``NEAR_CROSSING``, where the rotation rates (1/(aᵢ − a_k)) are about to blow up."""
-        _, _, sigma = self.unpack(y)
-        gap = _relative_gap(sigma.abs().pow(2 / self.depth))
+    def check(self, y: np.ndarray, t: float) -> None:
+        """Track the smallest relative gap between the aᵢ = |σᵢ|^{2/L} = e^{2rᵢ/L}; warn once
+        below ``NEAR_CROSSING``, where the rotation rates (1/(aᵢ − a_k)) are about to blow up."""
+        gap = _relative_gap(y[-len(self.eps) :] * (2 / self.depth))
         self.min_gap = min(self.min_gap, gap)
         if gap < NEAR_CROSSING and self.near_crossing_at is None:
             self.near_crossing_at = t
@@ -145,9 +151,11 @@ def _off_span(Q: Tensor, X: Tensor) -> Tensor:
     return X - Q @ (Q.mT @ X)
 
 
-def _relative_gap(a: Tensor) -> float:
-    if len(a) < 2:
+def _relative_gap(log_a: np.ndarray) -> float:
+    """min over i ≠ k of |aᵢ − a_k| / max(aᵢ, a_k) = 1 − e^{−|log aᵢ − log a_k|}, from log a (no
+    underflow when the smallest σᵢ is far below the largest)."""
+    if len(log_a) < 2:
         return math.inf
-    diff = (a[:, None] - a[None, :]).abs() / torch.maximum(a[:, None], a[None, :])
-    diagonal = torch.eye(len(a), dtype=torch.bool, device=a.device)
-    return float(diff.masked_fill(diagonal, math.inf).min())
+    diff = np.abs(log_a[:, None] - log_a[None, :])
+    np.fill_diagonal(diff, math.inf)
+    return float(-np.expm1(-diff.min()))
