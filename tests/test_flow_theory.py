@@ -114,14 +114,17 @@ def test_balanced_factor_flow_svd_flow_and_eq14_agree(shape, depth, completion_2
         W = torch.from_numpy(w).view(shape)
         return theory.end_to_end_rhs(W, loss_gradient(problem, W), depth).flatten().numpy()
 
-    times = [t for _, t, _, _ in by_factors]
+    # both runs log at the same log-spaced times (and each where its own loss dropped)
+    svd_at = {t: W for _, t, W, _ in by_svd}
+    common = [(t, W_f, svd_at[t]) for _, t, W_f, _ in by_factors if t in svd_at]
+    assert len(common) > 10
+    times = [t for t, _, _ in common]
     w0 = W0.flatten().numpy()
     direct = solve_ivp(eq14, (0, 3.0), w0, "DOP853", t_eval=times, rtol=1e-10, atol=1e-13)
     assert direct.success
     moved = max(float((W - W0).norm()) for _, _, W, _ in by_factors)
     assert moved > 0.3  # the comparison is over a real stretch of the flow
-    for k, ((_, t, W_f, _), (_, t_s, W_s, _)) in enumerate(zip(by_factors, by_svd, strict=True)):
-        assert t == t_s
+    for k, (_, W_f, W_s) in enumerate(common):
         W_14 = torch.from_numpy(direct.y[:, k]).view(shape)
         scale = float(W_f.norm())
         assert (W_f - W_s).norm() <= 1e-7 * scale

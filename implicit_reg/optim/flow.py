@@ -134,10 +134,17 @@ def gradient_flow(
         evaluations += 1
         return jacobian_of(y)
 
+    last = {"step": -1, "loss": math.inf}  # the last logged point
+
     def log(step: int, t: float, y: np.ndarray) -> str | None:
+        last["step"], last["loss"] = step, loss(y)
         with torch.no_grad():
             W, exact = coordinates.matrix(tensor(y)), coordinates.exact(tensor(y))
         return on_log(step, t, W, exact=exact)
+
+    # Besides the log-spaced times, log where the loss has fallen by a further 1/log_per_decade
+    # of a decade: the loss can drop by decades within one decade of time.
+    loss_factor = 10 ** (-1 / log_per_decade) if log_per_decade > 0 else 0.0
 
     y0 = coordinates.y0.cpu().numpy()
     bound = math.inf if max_time is None else max_time
@@ -178,12 +185,17 @@ def gradient_flow(
             status = "max_steps"
         coordinates.check(y_end, t_end)
         while due * lr < t_end:
-            y_due = dense()(due * lr)
-            stop = log(due, due * lr, y_due)
-            if stop is not None:
-                status, t_end, y_end, logged_end = stop, due * lr, y_due, True
-                break
+            if due > last["step"]:
+                y_due = dense()(due * lr)
+                stop = log(due, due * lr, y_due)
+                if stop is not None:
+                    status, t_end, y_end, logged_end = stop, due * lr, y_due, True
+                    break
             due = next(steps)
+        step_end = round(t_end / lr)
+        if status is None and value < last["loss"] * loss_factor and step_end > last["step"]:
+            status = log(step_end, t_end, y_end)
+            logged_end = status is not None
     if not logged_end:
         log(round(t_end / lr), t_end, y_end)
     outcome = Outcome(
