@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 ARGS  ?=
 
-.PHONY: install install-test train test lint clean
+.PHONY: install install-test train test lint figures clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,6 +26,17 @@ train: install  ## run the default experiment (pass overrides as ARGS="model.dep
 
 test: install-test lint  ## lint, then the test suite
 	$(PY) -m pytest -q
+
+FIGURES := least_squares_min_norm norms_blow_up ranks_minimized unobserved_entry
+
+figures: install  ## run every configs/experiment preset and draw its figure into outputs/figures/
+	@for e in $(FIGURES); do \
+	  rm -rf outputs/figures/$$e; \
+	  $(PY) train.py experiment=$$e train.progress=false hydra.sweep.dir=outputs/figures/$$e || exit 1; \
+	  $(PY) -m implicit_reg.figures outputs/figures/$$e --out outputs/figures/$$e/figures || exit 1; \
+	  cp outputs/figures/$$e/figures/$$e.png outputs/figures/; \
+	done
+	@ls outputs/figures/*.png
 
 lint: install-test
 	$(PY) -m ruff check .

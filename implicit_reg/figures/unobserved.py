@@ -45,7 +45,7 @@ def draw(runs: list[Run]) -> Figure:
             for run in mine:
                 _curve(ax, run, norm)
             losses = np.concatenate([r.series("loss/train") for r in mine] or [np.ones(1)])
-            ell = np.logspace(np.log10(max(losses.min(), 1e-12)), np.log10(0.1), 100)
+            ell = np.logspace(np.log10(np.clip(losses.min(), 1e-12, 1e-2)), np.log10(0.1), 100)
             ax.plot(
                 ell,
                 style.curve(theory.w11_lower_bound, ell),
