@@ -16,12 +16,12 @@ from implicit_reg.runs import Run
 
 NAME = "unobserved_entry"
 CAPTION = (
-    "Solid: det W(0) > 0, coloured by flow time; grey dashed: det W(0) < 0. "
-    "Gradient flow in SVD coordinates keeps the sign of det W exactly and follows the theorem's "
-    "growth |W₁₁| ≥ 1/√(2ℓ) − 2 (dotted). Gradient descent from i.i.d. Gaussian factors leaves "
-    "the det > 0 branch (det W crosses 0 while the product is tiny or σ₂ underflows), after which "
-    "nothing forces |W₁₁| up: it plateaus, as in Razin & Cohen's depth-2 panel. With det W < 0 "
-    "the theorem does not apply: the loss can vanish with W₁₁ ≈ 0."
+    "Solid: det W(0) > 0, coloured by flow time; grey dashed: det W(0) < 0. Gradient flow in SVD "
+    "coordinates keeps the sign of det W exactly and follows the theorem's growth "
+    "|W₁₁| ≥ 1/√(2ℓ) − 2 + √(2ℓ) (dotted). Gradient descent from the same init is a discrete, "
+    "entrywise approximation: at depth 2 its det W crosses 0 once σ₂ falls below the rounding of "
+    "the O(1) entries, after which nothing forces |W₁₁| up and it plateaus, as in Razin & Cohen's "
+    "depth-2 panel. From det W(0) < 0 the theorem does not apply: |W₁₁| may stay bounded."
 )
 
 
