@@ -27,7 +27,9 @@ class ConfigError(ValueError):
         self.key = key
 
 
-def _number(cfg: DictConfig, key: str, *, minimum: float, strict: bool, integer: bool) -> None:
+def check_number(cfg: DictConfig, key: str, *, minimum: float, strict: bool, integer: bool) -> None:
+    """Refuse ``key`` unless it is a finite number (an integer if ``integer``) above ``minimum``
+    (or at least it, unless ``strict``)."""
     value = OmegaConf.select(cfg, key)
     kind = "an integer" if integer else "a number"
     allowed = f"{kind} {'>' if strict else '≥'} {minimum:g}"
@@ -51,23 +53,23 @@ def validate(cfg: DictConfig) -> None:
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device", "cuda", "auto | cpu (no CUDA GPU is visible on this machine)")
     _choice(cfg, "dtype", tuple(DTYPES))
-    _number(cfg, "seed", minimum=0, strict=False, integer=True)
+    check_number(cfg, "seed", minimum=0, strict=False, integer=True)
     _validate_problem(cfg)
-    _number(cfg, "model.depth", minimum=1, strict=False, integer=True)
+    check_number(cfg, "model.depth", minimum=1, strict=False, integer=True)
     if cfg.model.width is not None:
-        _number(cfg, "model.width", minimum=1, strict=False, integer=True)
+        check_number(cfg, "model.width", minimum=1, strict=False, integer=True)
     _validate_init(cfg)
     _validate_optim(cfg)
-    _number(cfg, "train.max_steps", minimum=1, strict=False, integer=True)
-    _number(cfg, "train.loss_tol", minimum=0, strict=False, integer=False)
-    _number(cfg, "train.log_every", minimum=1, strict=False, integer=True)
-    _number(cfg, "train.log_per_decade", minimum=0, strict=False, integer=True)
-    _number(cfg, "train.max_tracked", minimum=0, strict=False, integer=True)
-    _number(cfg, "train.checkpoint_every", minimum=0, strict=False, integer=True)
+    check_number(cfg, "train.max_steps", minimum=1, strict=False, integer=True)
+    check_number(cfg, "train.loss_tol", minimum=0, strict=False, integer=False)
+    check_number(cfg, "train.log_every", minimum=1, strict=False, integer=True)
+    check_number(cfg, "train.log_per_decade", minimum=0, strict=False, integer=True)
+    check_number(cfg, "train.max_tracked", minimum=0, strict=False, integer=True)
+    check_number(cfg, "train.checkpoint_every", minimum=0, strict=False, integer=True)
     if cfg.train.get("max_time") is not None:
-        _number(cfg, "train.max_time", minimum=0, strict=True, integer=False)
+        check_number(cfg, "train.max_time", minimum=0, strict=True, integer=False)
     _choice(cfg, "train.on_unstable", ON_UNSTABLE)
-    _number(cfg, "train.sharpness_iters", minimum=0, strict=False, integer=True)
+    check_number(cfg, "train.sharpness_iters", minimum=0, strict=False, integer=True)
 
 
 def _known_keys(node: DictConfig, prefix: str) -> None:
@@ -92,12 +94,12 @@ def _known_keys(node: DictConfig, prefix: str) -> None:
 
 def _validate_optim(cfg: DictConfig) -> None:
     _choice(cfg, "optim.name", OPTIMIZERS)
-    _number(cfg, "optim.lr", minimum=0, strict=True, integer=False)
+    check_number(cfg, "optim.lr", minimum=0, strict=True, integer=False)
     if cfg.optim.name != "flow":
         return
     _choice(cfg, "optim.method", FLOW_METHODS)
-    _number(cfg, "optim.rtol", minimum=0, strict=True, integer=False)
-    _number(cfg, "optim.atol", minimum=0, strict=True, integer=False)
+    check_number(cfg, "optim.rtol", minimum=0, strict=True, integer=False)
+    check_number(cfg, "optim.atol", minimum=0, strict=True, integer=False)
     _choice(cfg, "flow.coordinates", FLOW_COORDINATES)
     _choice(cfg, "flow.field", FLOW_FIELDS)
     if cfg.dtype != "float64":
@@ -124,16 +126,16 @@ def _validate_optim(cfg: DictConfig) -> None:
 
 def _validate_problem(cfg: DictConfig) -> None:
     _choice(cfg, "problem.kind", PROBLEM_KINDS)
-    _number(cfg, "problem.seed", minimum=0, strict=False, integer=True)
+    check_number(cfg, "problem.seed", minimum=0, strict=False, integer=True)
     p = cfg.problem
     if p.kind == "least_squares":
-        _number(cfg, "problem.n", minimum=1, strict=False, integer=True)
-        _number(cfg, "problem.d", minimum=1, strict=False, integer=True)
+        check_number(cfg, "problem.n", minimum=1, strict=False, integer=True)
+        check_number(cfg, "problem.d", minimum=1, strict=False, integer=True)
     elif p.get("target") is not None:
         _validate_given_target(cfg)
     else:
         for key in ("rows", "cols", "rank"):
-            _number(cfg, f"problem.{key}", minimum=1, strict=False, integer=True)
+            check_number(cfg, f"problem.{key}", minimum=1, strict=False, integer=True)
         if p.rank > min(p.rows, p.cols):
             raise ConfigError("problem.rank", p.rank, f"an integer in [1, {min(p.rows, p.cols)}]")
         if not (isinstance(p.observed, int) and 1 <= p.observed <= p.rows * p.cols):
@@ -182,7 +184,7 @@ def _validate_given_target(cfg: DictConfig) -> None:
         raise ConfigError(
             "problem.infimal_rank", None, "an integer ≥ 1 (required for a given target)"
         )
-    _number(cfg, "problem.infimal_rank", minimum=1, strict=False, integer=True)
+    check_number(cfg, "problem.infimal_rank", minimum=1, strict=False, integer=True)
 
 
 def _validate_init(cfg: DictConfig) -> None:
@@ -198,7 +200,7 @@ def _validate_init(cfg: DictConfig) -> None:
                 "(at zero every factor's gradient vanishes)",
             )
     else:
-        _number(cfg, "init.scale", minimum=0, strict=True, integer=False)
+        check_number(cfg, "init.scale", minimum=0, strict=True, integer=False)
     if det == "any":
         return
     rows, cols = problem_shape(cfg.problem)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from implicit_reg.config import ConfigError
+from implicit_reg.config import ConfigError, check_number
 
 
 @dataclass(frozen=True)
@@ -37,23 +37,17 @@ def _positive_list(cfg: DictConfig, key: str) -> None:
         raise ConfigError(key, shown, "null or a non-empty list of finite numbers > 0")
 
 
-def _int_at_least(cfg: DictConfig, key: str, minimum: int) -> None:
-    value = OmegaConf.select(cfg, key)
-    if not (isinstance(value, int) and not isinstance(value, bool) and value >= minimum):
-        raise ConfigError(key, value, f"an integer ≥ {minimum}")
-
-
 def validate_batch(cfg: DictConfig) -> None:
     """Raise ``ConfigError`` on the first bad ``batch.*`` value (no-op without a batch node)."""
     if cfg.get("batch") is None:
         return
-    _int_at_least(cfg, "batch.seeds", 1)
+    check_number(cfg, "batch.seeds", minimum=1, strict=False, integer=True)
     _positive_list(cfg, "batch.init_scales")
     _positive_list(cfg, "batch.lrs")
-    _int_at_least(cfg, "batch.tracked_runs", 0)
-    _int_at_least(cfg, "batch.check_every", 1)
+    check_number(cfg, "batch.tracked_runs", minimum=0, strict=False, integer=True)
+    check_number(cfg, "batch.check_every", minimum=1, strict=False, integer=True)
     if cfg.batch.get("threads") is not None:
-        _int_at_least(cfg, "batch.threads", 1)
+        check_number(cfg, "batch.threads", minimum=1, strict=False, integer=True)
     if not isinstance(cfg.batch.fused, bool):
         raise ConfigError("batch.fused", cfg.batch.fused, "true | false")
     if cfg.optim.name != "gd" and len(grid(cfg)) > 1:
