@@ -4,6 +4,7 @@ the output contract (README § "What each run writes")."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -42,9 +43,20 @@ class Run:
         return self.scalars[tag][1]
 
 
+def run_folders(root: Path) -> list[Path]:
+    """Every folder under ``root`` (``root`` included) that holds a run, finished or not (it has
+    ``.hydra/`` or ``metrics.json``), in natural order (job 2 before job 10)."""
+    found = {p.parent for p in root.rglob(".hydra") if p.is_dir()}
+    found |= {p.parent for p in root.rglob("metrics.json")}
+    return sorted(
+        found, key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(p))]
+    )
+
+
 def find_runs(root: Path) -> list[Run]:
-    """Every run folder under ``root`` (``root`` itself included), in path order."""
-    configs = sorted(root.glob("**/.hydra/config.yaml"))
+    """The finished runs under ``root``: those with their config and ``final.pt``."""
     return [
-        Run(path.parent.parent) for path in configs if (path.parent.parent / "final.pt").exists()
+        Run(folder)
+        for folder in run_folders(root)
+        if (folder / ".hydra" / "config.yaml").exists() and (folder / "final.pt").exists()
     ]

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from implicit_reg import artifacts
+from implicit_reg.runs import run_folders
 
 STATUS_COLUMNS = ("run", "status", "steps", "error")
 NOT_KEYS = {*STATUS_COLUMNS, "flow_time", "wall_time_s"}
@@ -59,15 +60,6 @@ def summarize(
         lines.append(f"plot: {plot_metric(folder, rows, metric, by, absolute)}")
     lines.append(f"summary: {folder / 'summary.csv'}")
     return rows, "\n".join(lines)
-
-
-def run_folders(folder: Path) -> list[Path]:
-    """Folders holding one run (or one batched run), in natural order (job 2 before job 10)."""
-    found = {p.parent for p in folder.rglob(".hydra") if p.is_dir()}
-    found |= {p.parent for p in folder.rglob("metrics.json")}
-    return sorted(
-        found, key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(p))]
-    )
 
 
 def overrides_of(run: Path) -> dict[str, Any]:
