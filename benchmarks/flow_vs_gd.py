@@ -9,7 +9,7 @@ median of ``--repeats`` runs; the flow on the torch reference field (``flow.fiel
 timed the same way beside it.
 
     python benchmarks/flow_vs_gd.py [--loss-tol 1e-3] [--flow-only-tol 1e-4] [--method LSODA]
-                                    [--rtol 1e-8] [--atol 1e-12] [--repeats 3]
+                                    [--rtol 1e-8] [--atol 1e-16] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def main() -> None:
     parser.add_argument("--flow-only-tol", type=float, default=1e-4)
     parser.add_argument("--method", default="LSODA")
     parser.add_argument("--rtol", type=float, default=1e-8)
-    parser.add_argument("--atol", type=float, default=1e-12)
+    parser.add_argument("--atol", type=float, default=1e-16)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(1)

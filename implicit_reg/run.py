@@ -75,7 +75,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         values = scalars.compute(
             problem, W, flow_time=flow_time, W0=W0, max_tracked=cfg.train.max_tracked
         )
-        values.update({k: v for k, v in (exact or {}).items() if k in values})
+        values.update(exact or {})
         floats = scalars.to_floats(values)
         verdict = None  # a status that ends the run (train.on_unstable=stop)
         if guard is not None:

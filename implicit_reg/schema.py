@@ -47,7 +47,7 @@ class FlowSchema:
     name: str = "flow"
     method: str = "LSODA"
     rtol: float = 1.0e-8
-    atol: float = 1.0e-12
+    atol: float = 1.0e-16
     lr: float = 1.0e-2
 
 

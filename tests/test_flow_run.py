@@ -26,7 +26,7 @@ def test_flow_run_writes_the_contract_and_reaches_the_depth2_target(tmp_path):
     result = run(cfg, tmp_path)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["status"] == "converged" and metrics["flow_coordinates"] == "svd"
-    assert metrics["steps"] == round(metrics["flow_time"] / cfg.optim.lr)
+    assert metrics["steps"] == math.ceil(metrics["flow_time"] / cfg.optim.lr)  # ⌈t/lr⌉
     assert metrics["gradient_evaluations"] > metrics["solver_steps"] > 0
     assert metrics["det/sign"] == 1.0 and metrics["det_sign_changed_at_step"] is None
     assert abs(metrics["entries/1_1"]) * math.sqrt(2 * metrics["loss/train"]) == pytest.approx(

@@ -6,33 +6,33 @@ steps below 2/curvature however smooth the path is. scipy's implicit solvers (LS
 Radau) take steps set by the accuracy asked for; they get a torch right-hand side and its
 autograd Jacobian.
 
-``optim.lr`` is a reference step: flow time t is logged at TensorBoard step round(t / lr), the
-step at which gradient descent with that lr reaches the same flow time.
+``optim.lr`` is a reference step: flow time t is logged at TensorBoard step ⌈t / lr⌉, the first
+step at which gradient descent with that lr has reached the same flow time.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-import warnings
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 from omegaconf import DictConfig
-from scipy.integrate import BDF, LSODA, OdeSolver, Radau
 from scipy.optimize import brentq
 from torch import Tensor
 
 from implicit_reg.factorization import DeepFactorization, product
 from implicit_reg.optim.factor_flow import FactorCoordinates
+from implicit_reg.optim.guarded_solver import GuardedSolver
 from implicit_reg.optim.numpy_flow import numpy_flow
 from implicit_reg.optim.outcome import Outcome
 from implicit_reg.optim.svd_flow import SvdCoordinates
 from implicit_reg.problems import Problem
 from implicit_reg.schedule import log_steps
 
-METHODS: dict[str, type[OdeSolver]] = {"LSODA": LSODA, "BDF": BDF, "Radau": Radau}
+log_ = logging.getLogger(__name__)
 
 
 class Coordinates(Protocol):
@@ -77,7 +77,7 @@ def gradient_flow(
     method: str = "LSODA",
     field: str = "auto",
     rtol: float = 1e-8,
-    atol: float = 1e-12,
+    atol: float = 1e-16,
     lr: float,
     max_time: float | None,
     max_steps: int,
@@ -88,14 +88,17 @@ def gradient_flow(
     stop_requested: Callable[[], bool] = lambda: False,
 ) -> tuple[Outcome, Tensor]:
     """Integrate from ``coordinates.y0`` until the loss falls below ``loss_tol`` (located on the
-    solver's dense output), flow time ``max_time``, ``max_steps`` solver steps, a non-finite
-    loss, a solver failure, or ``stop_requested()`` (status ``interrupted``). Returns the
-    outcome and the final state.
+    solver's dense output), flow time ``max_time``, ``max_steps`` solver steps, a solver
+    failure (``solver_failed``: the loss of a flow never increases, so a non-finite state is the
+    solver's, and ``GuardedSolver`` retries it smaller first), or ``stop_requested()`` (status
+    ``interrupted``). Returns the outcome and the final state.
 
     ``on_log(step, flow_time, W, exact=…)`` sees W at the flow times lr·step of the steps
-    ``log_steps(log_every, log_per_decade)`` marks and at the final time, read off the
-    solver's interpolant; ``exact`` holds the scalars the coordinates know more precisely than
-    W's entries (empty for factors). A returned string stops the run with that status.
+    ``log_steps(log_every, log_per_decade)`` marks, where the loss has fallen by a further
+    1/``log_per_decade`` of a decade, and at the final time (those at step ⌈t/lr⌉, each step
+    logged once), read off the solver's interpolant; ``exact`` holds the scalars the
+    coordinates know more precisely than W's entries (empty for factors). A returned string
+    stops the run with that status.
 
     ``field``: ``torch`` evaluates ``coordinates.field`` and its autograd Jacobian; ``numpy``
     their NumPy twins (``numpy_flow``: completion and least squares only); ``auto`` NumPy
@@ -148,35 +151,34 @@ def gradient_flow(
 
     y0 = coordinates.y0.cpu().numpy()
     bound = math.inf if max_time is None else max_time
-    solver = METHODS[method](fun, 0.0, y0, bound, rtol=rtol, atol=atol, jac=jac)
+    solver = GuardedSolver(method, fun, y0, bound, rtol=rtol, atol=atol, jac=jac, loss=loss)
     steps = log_steps(log_every, log_per_decade)
     status = log(next(steps), 0.0, y0)
     due = next(steps)
-    if status is None and loss(y0) < loss_tol:
+    if status is None and solver.loss < loss_tol:
         status = "converged"
     t_end, y_end, solver_steps, logged_end = 0.0, y0, 0, status is not None
+    failure: str | None = None
     while status is None:
         if stop_requested():
             status = "interrupted"
             break
         t_old = solver.t
-        message = solver.step()
+        failure = solver.step()
         solver_steps += 1
-        if solver.status == "failed":
-            warnings.warn(
-                f"optim.method={method} failed after flow time {t_old:.6g}: {message}",
-                RuntimeWarning,
-                stacklevel=2,
+        if failure is not None:
+            log_.warning(
+                "optim.method=%s stopped at flow time %.6g: %s. Try optim.method=LSODA, a looser "
+                "optim.rtol, or flow.coordinates=factors",
+                method,
+                t_old,
+                failure,
             )
             status = "solver_failed"
             break
-        value = loss(solver.y)
-        if not math.isfinite(value):
-            status = "diverged"
-            break
         dense = solver.dense_output  # this step's interpolant, built only when needed
         t_end, y_end = solver.t, solver.y
-        if value < loss_tol:  # the solver event: the first time the loss reaches loss_tol
+        if solver.loss < loss_tol:  # the solver event: the first time the loss reaches loss_tol
             t_end = _crossing(loss, dense(), loss_tol, t_old, t_end)
             y_end, status = dense()(t_end), "converged"
         elif solver.status == "finished":
@@ -192,24 +194,33 @@ def gradient_flow(
                     status, t_end, y_end, logged_end = stop, due * lr, y_due, True
                     break
             due = next(steps)
-        step_end = round(t_end / lr)
-        if status is None and value < last["loss"] * loss_factor and step_end > last["step"]:
+        step_end = reference_step(t_end, lr)
+        if status is None and solver.loss < last["loss"] * loss_factor and step_end > last["step"]:
             status = log(step_end, t_end, y_end)
             logged_end = status is not None
+    step_end = max(reference_step(t_end, lr), last["step"] + (not logged_end))
     if not logged_end:
-        log(round(t_end / lr), t_end, y_end)
+        log(step_end, t_end, y_end)
     outcome = Outcome(
         status=status,
-        steps=round(t_end / lr),
+        steps=step_end,
         flow_time=t_end,
         gradient_evaluations=evaluations,
         record={
             "solver_steps": solver_steps,
+            "solver_retries": solver.retries,
+            **({"solver_message": failure} if failure is not None else {}),
             "flow_field": "torch" if fast is None else "numpy",
             **coordinates.record(),
         },
     )
     return outcome, tensor(y_end)
+
+
+def reference_step(t: float, lr: float) -> int:
+    """⌈t / lr⌉: the first step at which gradient descent with step lr has reached flow time t
+    (the TensorBoard step of a flow point that is not on the log schedule)."""
+    return math.ceil(t / lr * (1 - 4 * np.finfo(float).eps))
 
 
 def _crossing(

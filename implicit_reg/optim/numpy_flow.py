@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from implicit_reg.optim.factor_flow import FactorCoordinates
-from implicit_reg.optim.svd_flow import SvdCoordinates
+from implicit_reg.optim.svd_flow import ORTHONORMAL_RATE, SvdCoordinates
 from implicit_reg.problems import LeastSquares, MatrixCompletion, Problem
 
 STEP = 1e-100
@@ -139,6 +139,7 @@ class _SvdField:
         self.split = (d * m, (d + e) * m)
         self.eps, self.depth = coordinates.eps.cpu().numpy(), coordinates.depth
         self.eye, self.off, self.newton = np.eye(m), 1 - np.eye(m), 1.5 * np.eye(m)
+        self.pull = 0.5 * ORTHONORMAL_RATE
         self.gradient = gradient
 
     def parts(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -164,4 +165,7 @@ class _SvdField:
         scale = self.eps * np.exp(r * (1 - 2 / self.depth))  # |σ|^{2−2/L} / σ
         dU = U.dot(A) - (grad_V - U.dot(U.T.dot(grad_V))) * scale
         dV = V.dot(B) - (grad_U - V.dot(V.T.dot(grad_U))) * scale
+        u, v = self.split
+        for rate, raw in ((dU, y[:u].reshape(self.U)), (dV, y[u:v].reshape(self.V))):
+            rate -= self.pull * raw.dot(raw.T.dot(raw) - self.eye)  # svd_flow.ORTHONORMAL_RATE
         return np.concatenate([dU.ravel(), dV.ravel(), -self.depth * scale * G.diagonal()])

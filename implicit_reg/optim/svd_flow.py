@@ -10,8 +10,17 @@ With Ĝ = Uᵀ∇ℓ(W)V, aᵢ = |σᵢ|^{2/L} and ⊥ the projection off the sp
 
 (from Uᵀ Ẇ V = A S + Ṡ − S B and eq. 14 in the SVD basis, where Σⱼ aᵢ^{j−1} a_k^{L−j} =
 (σᵢ² − σ_k²)/(aᵢ − a_k)). A singular value never reaches zero, so for square W the sign of
-det W = Πεᵢ (U and V are kept with det +1) is exact: no rounding of O(1) entries can flip it
-(Lemma 5). The rotations are singular where two |σᵢ| meet; ``check`` reports near-crossings.
+det W = Πεᵢ · sign det U · sign det V (both +1 at the start) is exact: no rounding of O(1)
+entries can flip it (Lemma 5). The rotations are singular where two |σᵢ| meet; ``check``
+reports near-crossings.
+
+**Keeping U and V orthonormal.** The exact flow stays on the orthonormal manifold, but nothing
+in the equations above pulls a numerical state back to it. Late in a flow the solver's implicit
+steps are h ≈ 10⁹ against a fastest rate λ ≈ L σ₁^{2−2/L} ≈ 10⁴ (h·λ ≈ 10¹³), and each linear
+solve leaves errors of order 10⁻¹⁶·h·λ in U and V; at depth 2 they accumulated until a column
+of V shrank through zero, det V flipped, ṙ₂ changed sign and r₂ overflowed. The field therefore
+adds −(κ/2) Q (QᵀQ − I) to U̇ and V̇ (a Baumgarte-style stabilization, κ = ``ORTHONORMAL_RATE``):
+zero on the manifold, so the flow is unchanged there, and a decay at rate κ of any drift off it.
 """
 
 from __future__ import annotations
@@ -29,6 +38,11 @@ from implicit_reg.problems import Problem
 
 NEAR_CROSSING = 1e-6
 """Relative gap min |aᵢ − a_k| / max(aᵢ, a_k) below which the rotation rates are flagged."""
+
+ORTHONORMAL_RATE = 1.0
+"""κ: the rate (per unit flow time) at which drift of U, V off the orthonormal manifold decays.
+Any κ > 0 keeps the exact solution; at h·κ ≫ 1 the implicit solver removes the drift within a
+step, and at early times (h ≪ 1) there is no drift to remove."""
 
 
 class SvdCoordinates:
@@ -55,12 +69,16 @@ class SvdCoordinates:
         self.min_gap = math.inf
         self.near_crossing_at: float | None = None
 
+    def split(self, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(U, V, r) exactly as the solver integrates them."""
+        (d, m), (e, _) = self.shapes
+        return y[: d * m].view(d, m), y[d * m : d * m + e * m].view(e, m), y[d * m + e * m :]
+
     def unpack(self, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(U, V, σ) with U, V put back on the orthonormal manifold to first order in the drift
         of the integrated state (one Newton–Schulz step towards the polar factor)."""
-        (d, m), (e, _) = self.shapes
-        U, V = y[: d * m].view(d, m), y[d * m : d * m + e * m].view(e, m)
-        return _orthonormal(U), _orthonormal(V), self.eps * y[d * m + e * m :].exp()
+        U, V, r = self.split(y)
+        return _orthonormal(U), _orthonormal(V), self.eps * r.exp()
 
     def matrix(self, y: Tensor) -> Tensor:
         U, V, sigma = self.unpack(y)
@@ -82,22 +100,31 @@ class SvdCoordinates:
         dU = U @ A - _off_span(U, grad @ V) * scale
         dV = V @ B - _off_span(V, grad.mT @ U) * scale
         dr = -self.depth * scale * G.diagonal()
+        U_raw, V_raw, _ = self.split(y)
+        dU = dU - _drift(U_raw, eye)
+        dV = dV - _drift(V_raw, eye)
         return torch.cat([dU.flatten(), dV.flatten(), dr])
 
     def exact(self, y: Tensor) -> dict[str, Tensor]:
         """Scalars the coordinates know better than W's entries do: the singular values (the
-        smallest may be far below the rounding of the largest), the ranks computed from them,
-        and the sign of det W."""
-        _, _, sigma = self.unpack(y)
-        s = sigma.abs().sort(descending=True).values
+        smallest may be far below the rounding of the largest, and below the smallest double:
+        ``log_singular_values/<i>`` = rᵢ keeps what σᵢ = 0 would hide), the ranks computed
+        from them, and det W: its sign Πεᵢ · sign det U · sign det V from the integrated U and
+        V, and ``det/log_abs`` = Σrᵢ = log|det W|."""
+        U, V, r = self.split(y)
+        order = r.argsort(descending=True)
+        s = r[order].exp()
         out = {f"singular_values/{i + 1}": s[i] for i in range(len(s))}
+        out.update({f"log_singular_values/{i + 1}": r[k] for i, k in enumerate(order)})
         out["rank/effective"] = metrics.effective_rank_from_singular_values(s)
         out["rank/infimal_distance"] = metrics.infimal_distance_from_singular_values(
             s, self.problem.infimal_rank
         )
         if self.shapes[0][0] == self.shapes[1][0]:
-            out["det/sign"] = self.eps.prod()
-            out["det/value"] = sigma.prod()
+            sign = self.eps.prod() * torch.linalg.det(U).sign() * torch.linalg.det(V).sign()
+            out["det/sign"] = sign
+            out["det/value"] = sign * r.sum().exp()
+            out["det/log_abs"] = r.sum()
         return out
 
     def factors(self, y: Tensor, shapes: list[tuple[int, int]]) -> list[Tensor]:
@@ -144,6 +171,11 @@ class SvdCoordinates:
 
 def _orthonormal(Q: Tensor) -> Tensor:
     return Q @ (1.5 * torch.eye(Q.shape[-1], dtype=Q.dtype, device=Q.device) - 0.5 * Q.mT @ Q)
+
+
+def _drift(Q: Tensor, eye: Tensor) -> Tensor:
+    """(κ/2) Q (QᵀQ − I): minus the stabilizing pull towards orthonormal columns (module doc)."""
+    return (0.5 * ORTHONORMAL_RATE) * Q @ (Q.mT @ Q - eye)
 
 
 def _off_span(Q: Tensor, X: Tensor) -> Tensor:
