@@ -4,6 +4,8 @@ write the run's outputs (the contract in README § "What each run writes")."""
 from __future__ import annotations
 
 import logging
+import math
+import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -111,7 +113,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         else:
             max_steps = cfg.train.max_steps
             if cfg.train.max_time is not None:
-                max_steps = min(max_steps, int(cfg.train.max_time / cfg.optim.lr))
+                max_steps = min(max_steps, steps_within(cfg.train.max_time, cfg.optim.lr))
             outcome = gradient_descent(
                 model,
                 problem,
@@ -161,6 +163,18 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         artifacts.save_torch(out_dir / "final.pt", final_state(model, problem))
     log.info("\n%s", summary(result, out_dir))
     return result
+
+
+def steps_within(max_time: float, lr: float) -> int:
+    """The gradient descent steps that fit in flow time ``max_time``: the largest n with
+    n·lr ≤ max_time, up to rounding. A quotient within 4 ulps (relative 4·2⁻⁵²) of an integer
+    counts as that integer, so 0.3 / 0.1 = 2.9999999999999996 gives 3 steps (flow time 0.3), not
+    2; a step that overshoots max_time by more than that rounding is not taken."""
+    quotient = max_time / lr
+    nearest = round(quotient)
+    if math.isclose(quotient, nearest, rel_tol=4 * sys.float_info.epsilon):
+        return nearest
+    return math.floor(quotient)
 
 
 def final_state(model: DeepFactorization, problem: Problem) -> dict[str, Any]:
