@@ -187,13 +187,20 @@ def final_state(model: DeepFactorization, problem: Problem) -> dict[str, Any]:
 
 
 def summary(result: dict[str, Any], out_dir: Path) -> str:
-    """The short table printed at the end of a run."""
+    """The short table printed at the end of a run. A change of sign det W (``DetSignMonitor``)
+    is shown at the first logged point that had it: the change happened after the logged point
+    before it."""
     rows = [
         ("status", result["status"]),
         ("steps", f"{result['steps']:,}"),
         ("flow time", f"{result['flow_time']:.6g}"),
         *((key, f"{result[key]:.6g}") for key in SUMMARY_KEYS if key in result),
         *((k, f"{v:.6g}") for k, v in result.items() if k.startswith("entries/")),
+    ]
+    if (changed := result.get("det_sign_changed_at_step")) is not None:
+        when = f"flow time {result['det_sign_changed_at_time']:.6g}"
+        rows.append(("det sign changed", f"first logged at step {changed:,} ({when})"))
+    rows += [
         ("wall time", f"{result['wall_time_s']:.2f} s on {result['device']}"),
         ("output", str(out_dir)),
     ]

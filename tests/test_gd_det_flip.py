@@ -19,6 +19,7 @@ float64 (Python floats) and in mpmath at 50 digits, from exactly the same init.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,8 @@ import pytest
 
 from implicit_reg.factorization import factor_shapes
 from implicit_reg.init import sample_factors
+from implicit_reg.run import summary
+from implicit_reg.schedule import LogSchedule
 
 Matrix = list[list[Any]]  # 2×2, entries float or mpmath.mpf
 TARGET = [[0, 1], [1, 0]]  # b = [[*, 1], [1, 0]]
@@ -172,3 +175,22 @@ def test_flip_comes_later_with_smaller_steps_at_sigma2_of_order_lr_squared() -> 
     assert max(per_lr2) < 2 * min(per_lr2)
     per_lr = [float(imbalance(f.W1, f.W2)) / lr for f, lr in zip(flips, lrs, strict=True)]
     assert max(per_lr) < 2 * min(per_lr)
+
+
+def test_the_run_summary_says_when_det_changed_sign(train_run, caplog) -> None:
+    """The issue's run through the CLI's code: the summary it logs has a ``det sign changed``
+    row at the first logged step at or after the reference's flip (step 1,313 here; the
+    monitor sees logged points only), and a summary without a change has no such row.
+    Catches a summary that leaves the row out or shows another step."""
+    flip = gd_until_flip(1, 1e-2, float).step
+    with caplog.at_level(logging.INFO, logger="implicit_reg.run"):
+        metrics, out = train_run(
+            "model.depth=2", "seed=1", "init.scale=0.1", "train.max_steps=3000"
+        )
+    schedule = LogSchedule(3000, 1000, 20)  # train.log_every, train.log_per_decade defaults
+    logged = next(step for step in range(flip, 3001) if schedule.due(step))
+    assert metrics["det_sign_changed_at_step"] == logged
+    (row,) = [line for line in caplog.text.splitlines() if "det sign changed" in line]
+    when = f"first logged at step {logged:,} (flow time {logged / 100:.6g})"
+    assert row.split("det sign changed")[1].strip() == when
+    assert "det sign changed" not in summary({**metrics, "det_sign_changed_at_step": None}, out)
