@@ -185,9 +185,15 @@ def test_the_run_summary_says_when_det_changed_sign(train_run, caplog) -> None:
     flip = gd_until_flip(1, 1e-2, float).step
     with caplog.at_level(logging.INFO, logger="implicit_reg.run"):
         metrics, out = train_run(
-            "model.depth=2", "seed=1", "init.scale=0.1", "train.max_steps=3000"
+            "model.depth=2",
+            "seed=1",
+            "init.scale=0.1",
+            "optim.lr=0.01",
+            "train.max_steps=3000",
+            "train.log_every=1000",
+            "train.log_per_decade=20",
         )
-    schedule = LogSchedule(3000, 1000, 20)  # train.log_every, train.log_per_decade defaults
+    schedule = LogSchedule(3000, 1000, 20)
     logged = next(step for step in range(flip, 3001) if schedule.due(step))
     assert metrics["det_sign_changed_at_step"] == logged
     (row,) = [line for line in caplog.text.splitlines() if "det sign changed" in line]
