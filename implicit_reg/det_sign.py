@@ -1,6 +1,7 @@
 """The det-sign monitor: when did sign(det W) first differ from its start? Theorem 1 assumes
 det W(0) > 0 and Lemma 5 keeps it so along the flow; a change shows the run left that branch
-(by rounding, or by a finite step)."""
+(gradient descent at depth 2 does, by its finite steps: README § "Why balanced init by
+default"). ``metrics.json`` and the run's summary report it."""
 
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ write the run's outputs (the contract in README § "What each run writes")."""
 from __future__ import annotations
 
 import logging
+import math
+import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -111,7 +113,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         else:
             max_steps = cfg.train.max_steps
             if cfg.train.max_time is not None:
-                max_steps = min(max_steps, int(cfg.train.max_time / cfg.optim.lr))
+                max_steps = min(max_steps, steps_within(cfg.train.max_time, cfg.optim.lr))
             outcome = gradient_descent(
                 model,
                 problem,
@@ -163,6 +165,18 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     return result
 
 
+def steps_within(max_time: float, lr: float) -> int:
+    """The gradient descent steps that fit in flow time ``max_time``: the largest n with
+    n·lr ≤ max_time, up to rounding. A quotient within 4 ulps (relative 4·2⁻⁵²) of an integer
+    counts as that integer, so 0.3 / 0.1 = 2.9999999999999996 gives 3 steps (flow time 0.3), not
+    2; a step that overshoots max_time by more than that rounding is not taken."""
+    quotient = max_time / lr
+    nearest = round(quotient)
+    if math.isclose(quotient, nearest, rel_tol=4 * sys.float_info.epsilon):
+        return nearest
+    return math.floor(quotient)
+
+
 def final_state(model: DeepFactorization, problem: Problem) -> dict[str, Any]:
     """What ``final.pt`` holds: the factors [W_1, …, W_L], the end-to-end matrix and the data."""
     with torch.no_grad():
@@ -173,13 +187,20 @@ def final_state(model: DeepFactorization, problem: Problem) -> dict[str, Any]:
 
 
 def summary(result: dict[str, Any], out_dir: Path) -> str:
-    """The short table printed at the end of a run."""
+    """The short table printed at the end of a run. A change of sign det W (``DetSignMonitor``)
+    is shown at the first logged point that had it: the change happened after the logged point
+    before it."""
     rows = [
         ("status", result["status"]),
         ("steps", f"{result['steps']:,}"),
         ("flow time", f"{result['flow_time']:.6g}"),
         *((key, f"{result[key]:.6g}") for key in SUMMARY_KEYS if key in result),
         *((k, f"{v:.6g}") for k, v in result.items() if k.startswith("entries/")),
+    ]
+    if (changed := result.get("det_sign_changed_at_step")) is not None:
+        when = f"flow time {result['det_sign_changed_at_time']:.6g}"
+        rows.append(("det sign changed", f"first logged at step {changed:,} ({when})"))
+    rows += [
         ("wall time", f"{result['wall_time_s']:.2f} s on {result['device']}"),
         ("output", str(out_dir)),
     ]

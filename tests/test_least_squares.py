@@ -1,10 +1,12 @@
 """Least squares (seed §2–3): the closed-form flow and the min-norm limit of gradient descent."""
 
+import pytest
 import torch
 
 from implicit_reg import theory
 from implicit_reg.events import read_scalars
 from implicit_reg.init import sample_factors
+from implicit_reg.run import steps_within
 
 
 def data(n: int = 4, d: int = 9, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,3 +73,28 @@ def test_gd_from_a_nonzero_start_keeps_its_null_space_component(train_run) -> No
     # the limit of seed eq. (6) from β₀: pinv(X) y plus β₀'s component in the null space of X
     assert torch.allclose(beta, theory.least_squares_flow(X, y, 1e6, start[:, 0]), atol=1e-8)
     assert metrics["dist/min_norm"] > 0.1
+
+
+def test_max_time_runs_every_step_that_fits(train_run) -> None:
+    """``train.max_time=0.3`` at lr 0.1 is 3 steps, flow time 0.3: 0.3 / 0.1 rounds to
+    2.9999999999999996 in float64, which ``int()`` truncated to 2 (issue 9, item 6)."""
+    metrics, _ = train_run("problem=least_squares", "optim.lr=0.1", "train.max_time=0.3")
+    assert metrics["status"] == "max_steps"
+    assert metrics["steps"] == 3
+    assert metrics["flow_time"] == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize(
+    ("max_time", "lr", "steps"),
+    [
+        (0.3, 0.1, 3),  # quotient 2.9999999999999996
+        (2.3, 0.1, 23),  # 22.999999999999996
+        (0.7, 0.1, 7),  # 6.999999999999999
+        (1.0, 0.1, 10),  # exact
+        (0.35, 0.1, 3),  # a part step is not taken
+        (0.299, 0.1, 2),  # 2.99: not rounding, so not 3
+        (0.05, 0.1, 0),
+    ],
+)
+def test_steps_within_is_the_largest_count_that_fits(max_time: float, lr: float, steps: int):
+    assert steps_within(max_time, lr) == steps
