@@ -3,16 +3,14 @@
 scipy's solvers trust the right-hand side: LSODA accepts a step whose trial state overflowed
 (its error test compares NaN, which is never "too large"), and BDF/Radau raise a ValueError from
 their LU factorization. A gradient flow's loss never increases, so a non-finite state is always
-the solver's doing, never the flow's. ``GuardedSolver.step`` therefore checks every step: a
-step that raises, or ends in a state whose loss is not finite (W, and so the field, overflowed),
-is undone and retried from the
-last good state with the step size capped at a quarter of the one that failed. The cap holds
-until the flow has passed twice the time of the failure, then the solver runs uncapped again.
-When the solver itself reports failure (LSODA's repeated Newton failures once h·λ_max nears
-1/ε), it is started afresh from the last good state with its step capped the same way, up to
-``RESTARTS`` times. Only when the
-step size can no longer shrink, or fresh starts fail too, does the run end, as
-``solver_failed`` with the solver's own words.
+the solver's doing, never the flow's. ``GuardedSolver.step`` therefore checks every step: a step
+that raises, or ends in a state whose loss is not finite (W, and so the field, overflowed), is
+undone and retried from the last good state with the step size capped at a quarter of the one
+that failed. The cap holds until the flow has passed twice the time of the failure; then the
+solver runs uncapped again. When the solver itself reports failure (LSODA's repeated Newton
+failures once h·λ_max nears 1/ε), it is started afresh from the last good state, capped the same
+way, up to ``RESTARTS`` times. Only when the step size can no longer shrink, or fresh starts fail
+too, does the run end, as ``solver_failed`` with the solver's own words.
 """
 
 from __future__ import annotations
