@@ -92,7 +92,8 @@ def test_bound_fails_off_the_branch() -> None:
     Section 5), whose norms (√2), effective rank (2) and distance to M₁ (1) stay far from the
     curves of eqs. (11)–(13) as ℓ → 0.
 
-    Catches: a vacuous bound (e.g. ``w11_lower_bound`` ≤ 0, or an erank curve stuck at 2)."""
+    Catches: a vacuous curve (e.g. eq. 20 as √(2ℓ) − 2 ≤ 0 or 1/√(2ℓ) − 3 + √(2ℓ), or the erank
+    curve stuck at 2)."""
     for ell in (0.12, 0.05, 1e-2, 1e-4, 1e-8):
         ell_t = torch.tensor(ell, dtype=torch.float64)
         W = torch.tensor([[0.0, 1.0], [1.0, math.sqrt(2 * ell)]], dtype=torch.float64)
@@ -155,8 +156,7 @@ def test_effective_rank_bound_holds_between_the_threshold_and_one_eighth() -> No
     below 2 (≤ 1.25 by a numerical search): the clamp is where the proof stops, not where the
     bound is nearly attained.
 
-    Catches: an erank curve below 2 there that is too strong, e.g. exp H(ρ̄) evaluated at a
-    threshold too small (the curve 1 + √ℓ would fail here)."""
+    Catches: a curve too strong there, e.g. ρ clamped at 0.03 instead of ½, or 1 + ℓ."""
     W = branch_points(20000, max_residual=0.5)
     ell = loss(W)
     inside = (ell > theory.EFFECTIVE_RANK_BOUND_MAX_LOSS) & (ell < 1 / 8)

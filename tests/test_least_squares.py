@@ -45,8 +45,8 @@ def test_closed_form_flow_from_zero_tends_to_pinv() -> None:
     """β_t → Xᵀ(XXᵀ)⁻¹y, the minimum-norm solution (seed §3), computed by a linear solve rather
     than the SVD; ``min_norm_solution`` is that point too.
 
-    Catches: a flow that does not end at the minimum-norm solution (e.g. e^{+2tλ} clamped, or
-    the pseudo-inverse of Xᵀ instead of X)."""
+    Catches: a ``min_norm_solution`` that is not the minimum-norm point (e.g. scaled by 0.999),
+    or a closed form whose limit from 0 is another point."""
     X, y = data()
     min_norm = X.T @ torch.linalg.solve(X @ X.T, y)
     # e^{−2tλ_min} with t = 1e4 and λ_min(XXᵀ) ≳ 0.1 is 0; the rest is rounding, cond(XXᵀ) ≲ 1e2

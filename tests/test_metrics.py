@@ -26,7 +26,7 @@ def test_effective_rank_of_identity_is_d(d: int) -> None:
 def test_effective_rank_of_spiked_identity_is_close_to_one() -> None:
     """diag(1001, 1): erank = exp H(1001/1002, 1/1002), written out with math.log.
 
-    Catches: a wrong base, or ρ normalised by the Frobenius norm instead of Σσ."""
+    Catches: a wrong base, or ρ normalised by ‖W‖_F instead of Σσᵢ."""
     W = torch.eye(2, dtype=torch.float64)
     W[0, 0] += 1e3
     rho = (1001 / 1002, 1 / 1002)
@@ -37,12 +37,14 @@ def test_effective_rank_of_spiked_identity_is_close_to_one() -> None:
 
 
 def test_effective_rank_is_one_for_rank_one_and_zero_for_zero() -> None:
-    """erank(uuᵀ) = 1, erank(0) := 0 (seed §5 defines it for W ≠ 0).
+    """erank(uuᵀ) = erank(diag(3, 0)) = 1, erank(0) := 0 (seed §5 defines it for W ≠ 0).
 
-    Catches: a missing zero guard (NaN from 0/0) or 0·log 0 taken as NaN."""
+    Catches: a missing zero guard (erank(0) = e⁰ = 1), or 0·log 0 taken as NaN (ρ log ρ
+    instead of xlogy: diag(3, 0) has σ₂ = 0 exactly)."""
     u = torch.randn(4, 1, dtype=torch.float64, generator=generator(0))
     # σ₂…σ₄ of the rounded uuᵀ are ≲ 1e-15 σ₁: erank − 1 ≲ 3·1e-15·log(1e15) ≈ 1e-13
     assert metrics.effective_rank(u @ u.T).item() == pytest.approx(1.0, abs=1e-10)
+    assert metrics.effective_rank(torch.diag(torch.tensor([3.0, 0.0]))).item() == 1.0
     assert metrics.effective_rank(torch.zeros(3, 3)).item() == 0.0
 
 
@@ -61,7 +63,7 @@ def test_infimal_distance_of_2x2_is_second_singular_value() -> None:
     rank-one u_θ xᵀ is x = Wᵀu_θ, at squared distance ‖W‖_F² − ‖Wᵀu_θ‖², minimised over a grid
     of θ. Also D(W, M₀) = ‖W‖_F and D(W, M₂) = 0.
 
-    Catches: the distance taken as σ₁, as σ₂², or as √(Σ_{i>r} σᵢ) (any wrong rank offset)."""
+    Catches: the square root dropped (σ₂² for σ₂)."""
     theta = torch.linspace(0, math.pi, 200001, dtype=torch.float64)
     u = torch.stack([theta.cos(), theta.sin()], -1)  # u_θ and −u_θ give the same rank-one set
     for W in torch.randn(20, 2, 2, dtype=torch.float64, generator=generator(0)):
@@ -83,7 +85,7 @@ def test_infimal_distance_is_distance_to_truncated_svd() -> None:
     built explicitly), and √(λ₃ + λ₄) from the eigenvalues of WᵀW (symmetric eigensolver, not an
     SVD).
 
-    Catches: √(Σ_{i>r} σᵢ²) replaced by σ_{r+1} or by Σ_{i>r} σᵢ."""
+    Catches: √(Σ_{i>r} σᵢ²) replaced by Σ_{i>r} σᵢ or by Σ_{i>r} σᵢ²."""
     W = torch.randn(5, 4, dtype=torch.float64, generator=generator(1))
     U, s, Vh = torch.linalg.svd(W, full_matrices=False)
     best_rank2 = U[:, :2] @ torch.diag(s[:2]) @ Vh[:2]
