@@ -58,7 +58,8 @@ def singular_value_rhs(sigma: Tensor, U: Tensor, V: Tensor, grad: Tensor, depth:
 
 
 # Theorem 1 for the 2×2 problem of seed eq. (9), with the constants of its proof (Section 7-8).
-# Each curve holds at every point of a flow with det W(0) > 0 and loss ℓ < 1/8 (so 1/√(2ℓ) > 2).
+# Each curve holds at every point of a flow with det W(0) > 0 and loss ℓ < 1/8 (so 1/√(2ℓ) > 2);
+# the effective-rank curve is informative only below EFFECTIVE_RANK_BOUND_MAX_LOSS (≈ 0.062).
 
 
 def w11_lower_bound(loss: Tensor) -> Tensor:
@@ -80,9 +81,19 @@ def infimal_distance_upper_bound(loss: Tensor) -> Tensor:
     return (2 * loss).sqrt() + 1 / w11_lower_bound(loss)
 
 
+EFFECTIVE_RANK_BOUND_MAX_LOSS = 0.06202281754249790
+"""ℓ* = s²/2 ≈ 0.0620, s ≈ 0.35220 the real root of 2s³ − 4s² + 4s − 1 = 0: the loss at which
+ρ̄ = σ̄₂/(σ̲₁ + σ̄₂) of ``effective_rank_upper_bound`` reaches ½ (σ̄₂ = σ̲₁ with σ̲₁ = (1 − s)²/s
+of eq. 20 and σ̄₂ = s + 1/σ̲₁, s = √(2ℓ)). Below ℓ* the curve exp H(ρ̄) increases with ℓ; from ℓ*
+on it is 2, the largest effective rank of a 2×2 matrix (seed Section 8's argument needs ρ̄ ≤ ½:
+exp H(ρ) grows with ρ only up to ½, so exp H(ρ̄) would turn down above ℓ*)."""
+
+
 def effective_rank_upper_bound(loss: Tensor) -> Tensor:
-    """erank W ≤ exp H(ρ̄, 1 − ρ̄), ρ̄ = σ̄₂/(σ̲₁ + σ̄₂), with σ̲₁ from eq. (20) and σ̄₂ the bound on
-    D(W, M₁) above: eq. (12) made explicit (erank grows with ρ₂ = σ₂/(σ₁ + σ₂) ≤ ½)."""
+    """erank W ≤ exp H(ρ, 1 − ρ), ρ = min(ρ̄, ½), ρ̄ = σ̄₂/(σ̲₁ + σ̄₂), with σ̲₁ from eq. (20) and
+    σ̄₂ the bound on D(W, M₁) above: eq. (12) made explicit. ρ₂ = σ₂/(σ₁ + σ₂) ≤ min(ρ̄, ½) and
+    exp H grows with ρ on [0, ½], so this holds for every ℓ < 1/8; it is 2 (no information) from
+    ``EFFECTIVE_RANK_BOUND_MAX_LOSS`` on."""
     low, high = w11_lower_bound(loss), infimal_distance_upper_bound(loss)
-    rho = high / (low + high)
+    rho = (high / (low + high)).clamp(max=0.5)
     return torch.exp(-torch.xlogy(rho, rho) - torch.xlogy(1 - rho, 1 - rho))
