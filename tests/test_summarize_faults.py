@@ -1,10 +1,11 @@
 """Faults met by ``summarize``, ``figures`` and the files they read and write: every refusal is
-one line with a non-zero exit and no file written, and a bad ``metrics.json`` costs only its own
-row. Folders are compared byte for byte before and after."""
+one line with a non-zero exit and no file written, a bad ``metrics.json`` costs only its own row,
+and written files follow the umask. Folders are compared byte for byte before and after."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
+from implicit_reg import artifacts
 from implicit_reg.figures.__main__ import main as figures_main
 from implicit_reg.summarize import main as summarize_main
 from implicit_reg.summarize import summarize
@@ -142,3 +144,17 @@ def test_corrupt_metrics_json_marks_its_job_and_the_summary_goes_on(sweep: Path)
     written = {"summary.csv", "summary_entries_1_1_vs_optim.lr.png"}
     assert set(after) - set(before) == written
     assert {k: v for k, v in after.items() if k not in written} == before
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_written_files_follow_the_umask(tmp_path: Path, umask: int, mode: int) -> None:
+    old = os.umask(umask)
+    try:
+        artifacts.write_json(tmp_path / "metrics.json", {"status": "converged"})
+        artifacts.save_torch(tmp_path / "final.pt", {"W": 1})
+        job(tmp_path, "sweep/0", 0.01, finished(0.01))
+        summarize(tmp_path / "sweep", plot=False)
+    finally:
+        os.umask(old)
+    for path in (tmp_path / "metrics.json", tmp_path / "final.pt", tmp_path / "sweep/summary.csv"):
+        assert path.stat().st_mode & 0o777 == mode, path
