@@ -1,10 +1,12 @@
 """Faults met by ``summarize``, ``figures`` and the files they read and write: every refusal is
 one line with a non-zero exit and no file written, a bad ``metrics.json`` costs only its own row,
-and written files follow the umask. Folders are compared byte for byte before and after."""
+written files follow the umask, and TensorBoard's reader keeps quiet. Folders are compared byte
+for byte before and after."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -13,8 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 from omegaconf import OmegaConf
+from torch.utils.tensorboard import SummaryWriter
 
 from implicit_reg import artifacts
+from implicit_reg.events import read_scalars
 from implicit_reg.figures.__main__ import main as figures_main
 from implicit_reg.summarize import main as summarize_main
 from implicit_reg.summarize import summarize
@@ -158,3 +162,19 @@ def test_written_files_follow_the_umask(tmp_path: Path, umask: int, mode: int) -
         os.umask(old)
     for path in (tmp_path / "metrics.json", tmp_path / "final.pt", tmp_path / "sweep/summary.csv"):
         assert path.stat().st_mode & 0o777 == mode, path
+
+
+def test_reading_event_files_keeps_tensorboard_internals_off_the_console(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with SummaryWriter(log_dir=str(tmp_path)) as writer:  # a run …
+        for step in range(10):
+            writer.add_scalar("loss/train", 1.0 / (step + 1), step)
+    with SummaryWriter(log_dir=str(tmp_path), purge_step=5) as writer:  # … resumed at step 5
+        for step in range(5, 8):
+            writer.add_scalar("loss/train", 1.0 / (step + 1), step)
+    caplog.set_level(logging.DEBUG)
+    steps, _ = read_scalars(tmp_path)["loss/train"]
+    assert steps.tolist() == [0, 1, 2, 3, 4, 5, 6, 7]
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("tensorboard")] == []
+    assert logging.getLogger("tensorboard").level == logging.NOTSET  # put back as it was
