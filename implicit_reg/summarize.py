@@ -128,23 +128,32 @@ def rows_of(run: Path, folder: Path) -> list[dict[str, Any]]:
 
 def missing_jobs(folder: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows for the jobs of the multirun's grid (``multirun.yaml``) that left no folder."""
+    jobs = sweep_grid(folder)
+    seen = {row["run"].split("#")[0] for row in rows}
+    if jobs is None or not all(name.isdigit() for name in seen):  # folders not named by number
+        return []
+    return [{"run": str(j), "status": "missing"} for j in range(len(jobs)) if str(j) not in seen]
+
+
+def sweep_grid(folder: Path) -> list[list[str]] | None:
+    """Each job's overrides, by job number, as Hydra's basic sweeper expands the multirun saved
+    in ``folder/multirun.yaml`` (the latest one run there); None without that file, or for
+    another sweeper (its grid is unknown)."""
     path = folder / "multirun.yaml"
     if not path.exists():
-        return []
+        return None
     try:
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
-        task = yaml.safe_load(path.read_text())["hydra"]["overrides"]["task"]
-        jobs = 1
-        for override in OverridesParser.create().parse_overrides(task):
-            if override.is_sweep_override():
-                jobs *= len(list(override.sweep_iterator()))
-    except Exception:  # a sweeper other than the basic grid: the count is unknown
-        return []
-    seen = {row["run"].split("#")[0] for row in rows}
-    if not all(name.isdigit() for name in seen):  # job folders not named by job number
-        return []
-    return [{"run": str(j), "status": "missing"} for j in range(jobs) if str(j) not in seen]
+        hydra = yaml.safe_load(path.read_text())["hydra"]
+        if not str(hydra["sweeper"]["_target_"]).endswith(".BasicSweeper"):
+            return None
+        params = [f"{k}={v}" for k, v in (hydra["sweeper"].get("params") or {}).items()]
+        overrides = OverridesParser.create().parse_overrides(params + hydra["overrides"]["task"])
+        return BasicSweeper.split_arguments(overrides, None)[0]
+    except Exception:  # an unreadable multirun.yaml: the grid is unknown
+        return None
 
 
 def swept_keys(rows: list[dict[str, Any]]) -> list[str]:
