@@ -1,6 +1,7 @@
 """The Hydra callback that summarizes a multirun when it ends (``configs/hydra/default.yaml``),
 then exits with status 1, in one line, if a run of the sweep folder did not finish (``failed``,
-``crashed``, ``corrupt``, ``missing``)."""
+``crashed``, ``corrupt``, ``missing``) or a job kept a finished run made with other overrides
+(``implicit_reg/sweep_job.py``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from implicit_reg.summarize import SummaryError, summarize
+from implicit_reg.summarize import SummaryError, summarize, sweep_grid
+from implicit_reg.sweep_job import recorded_overrides
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +39,30 @@ class SummarizeSweep(Callback):
 
 
 def unfinished(folder: Path, rows: list[dict[str, Any]]) -> str | None:
-    """One line naming the runs of the sweep in ``folder`` that did not finish, or None if
-    there are none."""
+    """One line naming the runs of the sweep in ``folder`` that did not finish and the jobs that
+    kept a run of other overrides, or None if there are none."""
     statuses = [str(row["status"]) for row in rows if row["status"] in NOT_DONE]
-    if not statuses:
-        return None
-    counts = ", ".join(f"{s} {statuses.count(s)}" for s in NOT_DONE if s in statuses)
-    return f"sweep {folder}: {len(statuses)} of {len(rows)} runs did not finish ({counts})"
+    parts = []
+    if statuses:
+        counts = ", ".join(f"{s} {statuses.count(s)}" for s in NOT_DONE if s in statuses)
+        parts.append(f"{len(statuses)} of {len(rows)} runs did not finish ({counts})")
+    stale = kept_other_runs(folder)
+    if stale:
+        jobs = f"job{'s' * (len(stale) > 1)} {', '.join(stale)}"
+        parts.append(
+            f"{jobs} kept a finished run made with other overrides (see its train.log); "
+            "use a new hydra.sweep.dir for a new grid"
+        )
+    return f"sweep {folder}: {'; '.join(parts)}" if parts else None
+
+
+def kept_other_runs(folder: Path) -> list[str]:
+    """The jobs of the latest multirun in ``folder`` whose folder holds a run recorded with
+    other overrides than the job's (a finished run a rerun kept)."""
+    grid = sweep_grid(folder) or []
+    return [
+        str(num)
+        for num, overrides in enumerate(grid)
+        if (folder / str(num) / ".hydra" / "overrides.yaml").exists()
+        and set(recorded_overrides(folder / str(num))) != set(overrides)
+    ]
