@@ -1,5 +1,6 @@
 """Files a run leaves behind, each written atomically (temporary file, then rename), so a reader
-never sees half a file."""
+never sees half a file. Their mode follows the user's umask, as ``open`` would give them (0644
+under umask 022), not ``mkstemp``'s 0600, so group members can read results."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> N
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as f:
             write(f)
             f.flush()
@@ -27,6 +29,13 @@ def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> N
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it: set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -43,11 +43,20 @@ class Run:
         return self.scalars[tag][1]
 
 
+def not_a_folder(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a run or sweep folder (one line), or None if it can."""
+    if path.is_dir():
+        return None
+    if path.exists():
+        return f"{path} is a file, not a folder"
+    return f"folder {path} does not exist"
+
+
 def run_folders(root: Path) -> list[Path]:
-    """Every folder under ``root`` (``root`` included) that holds a run, finished or not (it has
-    ``.hydra/`` or ``metrics.json``), in natural order (job 2 before job 10)."""
+    """Every folder under ``root`` (``root`` included) that holds a run, finished or not: Hydra
+    wrote its ``.hydra/`` there before the run started (a stray ``metrics.json`` is no run), in
+    natural order (job 2 before job 10)."""
     found = {p.parent for p in root.rglob(".hydra") if p.is_dir()}
-    found |= {p.parent for p in root.rglob("metrics.json")}
     return sorted(
         found, key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(p))]
     )

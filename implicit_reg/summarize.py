@@ -1,10 +1,12 @@
 """Summary of any sweep: ``python -m implicit_reg.summarize <folder> [--metric TAG] [--by KEY]``.
 
-Scans every run folder under ``<folder>`` (a folder with ``.hydra/`` or ``metrics.json``),
-partial and crashed sweeps included, and writes ``<folder>/summary.csv``: one row per run with
-its overrides as columns (the swept keys, from ``.hydra/overrides.yaml``), its ``status`` and
-its final metrics. A folder with no ``metrics.json`` is ``crashed`` (or still running); a job of
-the multirun's grid with no folder at all is ``missing``. A batched run gives one row per run of
+Scans every run folder under ``<folder>`` (a folder with ``.hydra/``), partial and crashed
+sweeps included, and writes ``<folder>/summary.csv``: one row per run with its overrides as
+columns (the swept keys, from ``.hydra/overrides.yaml``), its ``status`` and its final metrics.
+A folder with no ``metrics.json`` is ``crashed`` (or still running), one whose ``metrics.json``
+cannot be read is ``corrupt``; a job of the multirun's grid with no folder at all is
+``missing``. A folder with no run, or a ``--metric``/``--by`` no run has, is refused with one
+line and exit status 1 before any file is written. A batched run gives one row per run of
 its ``runs.csv``, with ``seed``, ``init.scale`` and ``optim.lr`` as columns. Prints a compact
 table and plots a metric against a swept key (``summary_<metric>_vs_<key>.png``). Runs at the
 end of every multirun (``implicit_reg.sweep_callback``).
@@ -17,19 +19,24 @@ import csv
 import json
 import math
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from implicit_reg import artifacts
-from implicit_reg.runs import run_folders
+from implicit_reg.runs import not_a_folder, run_folders
 
 STATUS_COLUMNS = ("run", "status", "steps", "error")
 NOT_KEYS = {*STATUS_COLUMNS, "flow_time", "wall_time_s"}
 TABLE_METRICS = ("loss/train",)
 PLOT_METRICS = ("entries/1_1", "norm/nuclear", "loss/train")
 BATCH_COLUMNS = {"seed": "seed", "init_scale": "init.scale", "lr": "optim.lr"}
+
+
+class SummaryError(Exception):
+    """A folder or option that cannot be summarized; the message is one line for the user."""
 
 
 def summarize(
@@ -40,24 +47,36 @@ def summarize(
     plot: bool = True,
 ) -> tuple[list[dict[str, Any]], str]:
     """Write ``summary.csv`` (and the plot) for the sweep in ``folder``; return the rows and the
-    printed table."""
+    printed table. Raises ``SummaryError``, before any file is written, for a folder that does
+    not exist or holds no run and for a ``metric`` or ``by`` that no run has."""
     folder = Path(folder)
+    problem = not_a_folder(folder)
+    if problem:
+        raise SummaryError(problem)
     rows = [row for run in run_folders(folder) for row in rows_of(run, folder)]
     rows += missing_jobs(folder, rows)
+    if not rows:
+        raise SummaryError(f"{folder} holds no runs: no run or sweep folder (.hydra/) under it")
     keys = swept_keys(rows)
     metrics = sorted({k for row in rows for k in row if k not in keys and k not in STATUS_COLUMNS})
+    if metric is not None and metric not in metrics:
+        raise SummaryError(f"--metric {metric}: no run has it; metrics: {_listing(metrics)}")
+    varied = [k for k in keys if len(numbers(rows, k)) > 1]
+    numeric = [k for k in keys if numbers(rows, k)]
+    if by is not None and by not in numeric:
+        raise SummaryError(f"--by {by}: not a numeric swept key; keys: {_listing(numeric)}")
+    metric = metric or next((m for m in PLOT_METRICS if m in metrics), None)
+    by = by or next((k for k in varied if k != "seed"), varied[0] if varied else None)
     columns = [STATUS_COLUMNS[0], *keys, *STATUS_COLUMNS[1:], *metrics]
     write_csv(folder / "summary.csv", columns, rows)
-    metric = metric or next((m for m in PLOT_METRICS if m in metrics), None)
-    varied = [k for k in keys if len(numbers(rows, k)) > 1]
-    by = by or next((k for k in varied if k != "seed"), varied[0] if varied else None)
     varying = [k for k in keys if len({_cell(row.get(k)) for row in rows}) > 1]
     fixed = [f"{k}={_short(rows[0].get(k))}" for k in keys if k not in varying]
     lines = [table(rows, varying if len(rows) > 1 else keys, metric)]
     if fixed and len(rows) > 1:
         lines.append(f"same in every run: {', '.join(fixed)}")
     if plot and metric and by:
-        lines.append(f"plot: {plot_metric(folder, rows, metric, by, absolute)}")
+        path = plot_metric(folder, rows, metric, by, absolute)
+        lines.append(f"plot: {path}" if path else f"plot: none, no run has a finite {metric}")
     lines.append(f"summary: {folder / 'summary.csv'}")
     return rows, "\n".join(lines)
 
@@ -77,14 +96,24 @@ def overrides_of(run: Path) -> dict[str, Any]:
 
 
 def rows_of(run: Path, folder: Path) -> list[dict[str, Any]]:
+    """The run's row (a batched run: one per run of ``runs.csv``); a ``metrics.json`` or
+    ``runs.csv`` that cannot be read gives one row with status ``corrupt`` and the reason."""
     name = str(run.relative_to(folder)) if run != folder else "."
     base = {"run": name, **overrides_of(run)}
     if not (run / "metrics.json").exists():
         return [{**base, "status": "crashed"}]
-    metrics = json.loads((run / "metrics.json").read_text())
+    try:
+        metrics = json.loads((run / "metrics.json").read_text())
+        if not isinstance(metrics, dict):
+            raise ValueError(f"a JSON {type(metrics).__name__}, not an object")
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
+        return [{**base, "status": "corrupt", "error": f"metrics.json: {error}"}]
     if (run / "runs.csv").exists():
-        with open(run / "runs.csv") as f:
-            return [_batch_row(base, row) for row in csv.DictReader(f)]
+        try:
+            with open(run / "runs.csv") as f:
+                return [_batch_row(base, row) for row in csv.DictReader(f)]
+        except (ValueError, KeyError, TypeError) as error:
+            return [{**base, "status": "corrupt", "error": f"runs.csv: {error!r}"}]
     finals = {k: _number(v) for k, v in metrics.items() if _is_metric(k, v)}
     return [
         {
@@ -99,23 +128,32 @@ def rows_of(run: Path, folder: Path) -> list[dict[str, Any]]:
 
 def missing_jobs(folder: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows for the jobs of the multirun's grid (``multirun.yaml``) that left no folder."""
+    jobs = sweep_grid(folder)
+    seen = {row["run"].split("#")[0] for row in rows}
+    if jobs is None or not all(name.isdigit() for name in seen):  # folders not named by number
+        return []
+    return [{"run": str(j), "status": "missing"} for j in range(len(jobs)) if str(j) not in seen]
+
+
+def sweep_grid(folder: Path) -> list[list[str]] | None:
+    """Each job's overrides, by job number, as Hydra's basic sweeper expands the multirun saved
+    in ``folder/multirun.yaml`` (the latest one run there); None without that file, or for
+    another sweeper (its grid is unknown)."""
     path = folder / "multirun.yaml"
     if not path.exists():
-        return []
+        return None
     try:
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
-        task = yaml.safe_load(path.read_text())["hydra"]["overrides"]["task"]
-        jobs = 1
-        for override in OverridesParser.create().parse_overrides(task):
-            if override.is_sweep_override():
-                jobs *= len(list(override.sweep_iterator()))
-    except Exception:  # a sweeper other than the basic grid: the count is unknown
-        return []
-    seen = {row["run"].split("#")[0] for row in rows}
-    if not all(name.isdigit() for name in seen):  # job folders not named by job number
-        return []
-    return [{"run": str(j), "status": "missing"} for j in range(jobs) if str(j) not in seen]
+        hydra = yaml.safe_load(path.read_text())["hydra"]
+        if not str(hydra["sweeper"]["_target_"]).endswith(".BasicSweeper"):
+            return None
+        params = [f"{k}={v}" for k, v in (hydra["sweeper"].get("params") or {}).items()]
+        overrides = OverridesParser.create().parse_overrides(params + hydra["overrides"]["task"])
+        return BasicSweeper.split_arguments(overrides, None)[0]
+    except Exception:  # an unreadable multirun.yaml: the grid is unknown
+        return None
 
 
 def swept_keys(rows: list[dict[str, Any]]) -> list[str]:
@@ -129,7 +167,12 @@ def swept_keys(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def numbers(rows: list[dict[str, Any]], key: str) -> set[float]:
-    return {row[key] for row in rows if isinstance(row.get(key), (int, float))}
+    """The numeric values (not booleans) of ``key`` over the rows."""
+    return {
+        row[key]
+        for row in rows
+        if isinstance(row.get(key), (int, float)) and not isinstance(row[key], bool)
+    }
 
 
 def write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
@@ -161,26 +204,25 @@ def table(rows: list[dict[str, Any]], keys: list[str], metric: str | None, limit
 
 def plot_metric(
     folder: Path, rows: list[dict[str, Any]], metric: str, by: str, absolute: bool
-) -> Path:
+) -> Path | None:
     """Scatter of the final ``metric`` (|metric| with ``absolute``) against ``by``, one colour per
-    status; log axes where the values are positive and span more than two decades."""
+    status; log axes where the values are positive and span more than two decades. None, and no
+    file, when no run has a finite ``metric`` and a numeric ``by``."""
+    points: dict[str, list[tuple[float, float]]] = {}
+    for r in rows:
+        if isinstance(r.get(by), (int, float)) and _finite(r.get(metric)):
+            y = abs(r[metric]) if absolute else r[metric]
+            points.setdefault(str(r["status"]), []).append((float(r[by]), y))
+    if not points:
+        return None
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for status in sorted({str(r["status"]) for r in rows}):
-        points = [
-            (float(r[by]), abs(r[metric]) if absolute else r[metric])
-            for r in rows
-            if r["status"] == status
-            and isinstance(r.get(by), (int, float))
-            and isinstance(r.get(metric), (int, float))
-            and math.isfinite(r[metric])
-        ]
-        if points:
-            ax.scatter(*zip(*points, strict=True), label=status, s=18, alpha=0.7)
+    for status in sorted(points):
+        ax.scatter(*zip(*points[status], strict=True), label=status, s=18, alpha=0.7)
     for axis, values in (
         ("x", [float(v) for v in numbers(rows, by)]),
         ("y", [abs(v) for v in numbers(rows, metric) if math.isfinite(v)]),
@@ -205,6 +247,16 @@ def _batch_row(base: dict[str, Any], row: dict[str, str]) -> dict[str, Any]:
     skip = {"run", "status", "steps", *BATCH_COLUMNS}
     out.update({k: float(v) if v else math.nan for k, v in row.items() if k not in skip})
     return out
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _listing(names: list[str], limit: int = 30) -> str:
+    """``names`` joined by commas (at most ``limit`` of them), or ``none``."""
+    more = f", … ({len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more if names else "none"
 
 
 def _is_metric(key: str, value: Any) -> bool:
@@ -252,9 +304,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--abs", action="store_true", help="plot |metric|")
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args(argv)
-    if not args.folder.is_dir():
-        parser.error(f"folder {str(args.folder)!r} does not exist")
-    _, text = summarize(args.folder, args.metric, args.by, args.abs, not args.no_plot)
+    try:
+        _, text = summarize(args.folder, args.metric, args.by, args.abs, not args.no_plot)
+    except SummaryError as error:
+        sys.exit(f"summarize: {error}")
     print(text)
 
 

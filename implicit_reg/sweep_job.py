@@ -1,13 +1,22 @@
 """One job of a Hydra multirun: a job that fails leaves a ``metrics.json`` saying so, and the
-sweep goes on (a single run still raises, so the command exits non-zero)."""
+sweep goes on (a single run still raises, so the command exits non-zero).
+
+A job whose folder already holds a finished run (a sweep run again into its own folder, to
+finish the jobs an interruption left) is kept as it is, byte for byte: it is not run again, and
+Hydra does not rewrite its ``.hydra/`` record (``hydra.output_subdir`` resolves through
+``record_subdir``, ``configs/hydra/default.yaml``).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
@@ -17,11 +26,38 @@ from implicit_reg.run import run
 
 log = logging.getLogger(__name__)
 
+UNFINISHED = ("failed", "interrupted")  # statuses a rerun goes on from; any other is an end
+
+
+def finished_metrics(folder: Path) -> dict[str, Any] | None:
+    """The ``metrics.json`` of the finished run ``folder`` holds, or None: no ``metrics.json``,
+    one that cannot be read (summarize calls it ``corrupt``), or a failed or interrupted run."""
+    try:
+        metrics = json.loads((Path(folder) / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(metrics, dict) or metrics.get("status", "failed") in UNFINISHED:
+        return None
+    return metrics
+
+
+def record_subdir(output_dir: str, mode: Any) -> str | None:
+    """``hydra.output_subdir`` of a job: ``.hydra``, or None (Hydra then writes no record) for a
+    job of a multirun whose folder holds a finished run. ``mode`` is ``hydra.mode``."""
+    multirun = getattr(mode, "name", str(mode)).endswith("MULTIRUN")
+    return None if multirun and finished_metrics(Path(output_dir)) is not None else ".hydra"
+
+
+OmegaConf.register_new_resolver("record_subdir", record_subdir, replace=True)
+
 
 def run_job(cfg: DictConfig, out_dir: Path, *, multirun: bool) -> dict[str, Any]:
-    """``run(cfg, out_dir)``; in a multirun, an exception is logged and recorded instead."""
+    """``run(cfg, out_dir)``; in a multirun, a folder holding a finished run is kept (its
+    metrics are returned), and an exception is logged and recorded instead of raised."""
     if not multirun:
         return run(cfg, out_dir)
+    if finished_metrics(out_dir) is not None:
+        return _kept(out_dir)
     started = time.perf_counter()
     try:
         return run(cfg, out_dir)
@@ -40,3 +76,35 @@ def run_job(cfg: DictConfig, out_dir: Path, *, multirun: bool) -> dict[str, Any]
         with SummaryWriter(log_dir=str(out_dir)) as writer:
             hparams.record(writer, hparams.of(cfg, "failed"), {})
         return result
+
+
+def _kept(out_dir: Path) -> dict[str, Any]:
+    """Log that the finished run in ``out_dir`` is kept, naming the overrides in which this job
+    differs from it; return its metrics."""
+    metrics = finished_metrics(out_dir) or {}
+    line = f"{out_dir} holds a finished run ({metrics.get('status')}): kept, not run again"
+    asked = _job_overrides()
+    recorded = recorded_overrides(out_dir)
+    if asked is None or set(asked) == set(recorded):
+        log.info(line)
+    else:
+        only_asked = ", ".join(o for o in asked if o not in recorded) or "nothing else"
+        only_kept = ", ".join(o for o in recorded if o not in asked) or "nothing else"
+        log.warning("%s; this job asks %s, the kept run has %s", line, only_asked, only_kept)
+    return metrics
+
+
+def _job_overrides() -> list[str] | None:
+    """This job's overrides (None outside Hydra)."""
+    if not HydraConfig.initialized():
+        return None
+    return [str(o) for o in HydraConfig.get().overrides.task]
+
+
+def recorded_overrides(out_dir: Path) -> list[str]:
+    """The overrides Hydra recorded for the run in ``out_dir``."""
+    path = out_dir / ".hydra" / "overrides.yaml"
+    try:
+        return [str(o) for o in yaml.safe_load(path.read_text()) or []]
+    except (OSError, yaml.YAMLError):
+        return []

@@ -1,0 +1,142 @@
+"""Faults of a Hydra multirun: failed jobs set the exit status after the summary, and a sweep
+run again into its own folder (to finish an interrupted one, default timestamped folder
+included) keeps every finished job byte for byte, ``.hydra/`` included."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from implicit_reg.sweep_job import finished_metrics, record_subdir
+from tests.conftest import ROOT
+
+# 2×2 completion, depth 3 from init scale 0.5, 50 steps: both lrs end at max_steps.
+QUICK = ("init.scale=0.5", "train.max_steps=50", "train.progress=false", "device=cpu")
+GRID = "optim.lr=0.2,0.05"
+
+
+def multirun(cwd: Path, *overrides: str) -> subprocess.CompletedProcess:
+    """``python train.py -m overrides…`` in ``cwd`` (Hydra's default sweep folder goes there)."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "-m", *QUICK, *overrides],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def snapshot(root: Path) -> dict[str, bytes | None]:
+    """Every file's bytes (folders as None) under ``root``, by relative path."""
+    return {
+        str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None)
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def statuses(sweep: Path) -> dict[str, str]:
+    with open(sweep / "summary.csv") as f:
+        return {row["run"]: row["status"] for row in csv.DictReader(f)}
+
+
+def assert_kept(before: dict, after: dict, job: str) -> None:
+    """Every file of ``job`` is unchanged but ``train.log``, which only gained lines."""
+    mine = [k for k in before if k.startswith(f"{job}/")]
+    assert f"{job}/.hydra/overrides.yaml" in mine and f"{job}/metrics.json" in mine
+    assert sorted(k for k in after if k.startswith(f"{job}/")) == mine  # no file added
+    for key in mine:
+        if key.endswith("train.log"):
+            assert after[key].startswith(before[key]) and b"kept, not run again" in after[key]
+        else:
+            assert after[key] == before[key], key
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished sweep in Hydra's default, timestamped folder."""
+    cwd = tmp_path_factory.mktemp("default_sweep")
+    done = multirun(cwd, GRID)
+    assert done.returncode == 0, done.stderr[-3000:]  # every job finished: exit 0
+    (folder,) = (cwd / "outputs" / "multirun").glob("*/*")
+    return folder
+
+
+def test_failed_job_makes_the_multirun_exit_non_zero_after_its_summary(tmp_path: Path) -> None:
+    done = multirun(tmp_path, f"hydra.sweep.dir={tmp_path / 's'}", "optim.lr=0.2,-1")
+    assert done.returncode == 1
+    assert "sweep summary" in done.stderr + done.stdout and "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == f"sweep {tmp_path / 's'}: 1 of 2 runs did not finish (failed 1)"
+    assert statuses(tmp_path / "s") == {"0": "max_steps", "1": "failed"}
+
+
+def test_sweep_of_only_invalid_jobs_exits_non_zero_in_one_line_each(tmp_path: Path) -> None:
+    done = multirun(tmp_path, f"hydra.sweep.dir={tmp_path / 's'}", "model.depth=0,-1")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    log = done.stdout + done.stderr  # Hydra's log goes to stdout
+    failures = [line for line in log.splitlines() if "job failed" in line]
+    assert len(failures) == 2 and all("invalid config: model.depth=" in f for f in failures)
+    assert done.stderr.strip().splitlines()[-1].endswith("2 of 2 runs did not finish (failed 2)")
+
+
+def test_resuming_a_default_sweep_keeps_finished_jobs_byte_for_byte(
+    sweep: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / sweep.name
+    shutil.copytree(sweep, folder)
+    shutil.rmtree(folder / "1")  # interrupted before job 1 started
+    before = snapshot(folder)
+    done = multirun(tmp_path, f"hydra.sweep.dir={folder}", GRID)
+    assert done.returncode == 0, done.stderr[-3000:]
+    after = snapshot(folder)
+    assert_kept(before, after, "0")
+    assert json.loads(after["1/metrics.json"])["status"] == "max_steps"  # the missing job ran
+    assert statuses(folder) == {"0": "max_steps", "1": "max_steps"}
+
+
+def test_rerun_with_other_overrides_keeps_every_finished_job_and_exits_non_zero(
+    sweep: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / sweep.name
+    shutil.copytree(sweep, folder)
+    before = snapshot(folder)
+    done = multirun(tmp_path, f"hydra.sweep.dir={folder}", "optim.lr=0.02,0.05")
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.endswith(
+        "job 0 kept a finished run made with other overrides (see its train.log); "
+        "use a new hydra.sweep.dir for a new grid"
+    )
+    after = snapshot(folder)
+    for job in ("0", "1"):
+        assert_kept(before, after, job)
+    assert b"this job asks optim.lr=0.02, the kept run has optim.lr=0.2" in after["0/train.log"]
+    with open(folder / "summary.csv") as f:  # the summary tells the kept run's own lr
+        assert [row["optim.lr"] for row in csv.DictReader(f)] == ["0.2", "0.05"]
+
+
+@pytest.mark.parametrize(
+    "content, kept",
+    [
+        ('{"status": "converged"}', True),
+        ('{"status": "diverged"}', True),
+        ('{"status": "max_steps"}', True),
+        ('{"status": "failed", "error": "x"}', False),
+        ('{"status": "interrupted"}', False),
+        ('{"status": "conv', False),  # corrupt: the job runs again
+        ("[1]", False),
+        (None, False),  # killed before its end, or never started
+    ],
+)
+def test_which_job_folders_a_sweep_keeps(tmp_path: Path, content: str | None, kept: bool) -> None:
+    if content is not None:
+        (tmp_path / "metrics.json").write_text(content)
+    assert (finished_metrics(tmp_path) is not None) == kept
+    assert record_subdir(str(tmp_path), "RunMode.MULTIRUN") == (None if kept else ".hydra")
+    assert record_subdir(str(tmp_path), "RunMode.RUN") == ".hydra"  # a single run: not here
