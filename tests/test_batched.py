@@ -12,6 +12,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from implicit_reg.batched.autograd_stepper import AutogradStepper
@@ -43,6 +44,8 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 def batch(tmp_path_factory):
     out = tmp_path_factory.mktemp("batch")
     cfg = compose_cfg([*GRID, "batch.seeds=3", "batch.lrs=[0.05,0.2,3.0]", "batch.check_every=7"])
+    (out / ".hydra").mkdir()  # laid out as Hydra lays out a run folder (summarize needs it)
+    OmegaConf.save(cfg, out / ".hydra" / "config.yaml", resolve=True)
     result = run(cfg, out)
     return out, result
 
