@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import CONFIGS
 
 from implicit_reg.problems import build_problem
-from tests.conftest import CONFIGS
 
 OPTIONS = [
     (group.name, option.stem)
