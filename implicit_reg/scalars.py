@@ -50,13 +50,6 @@ def compute(
     return out
 
 
-def to_floats(values: dict[str, Tensor]) -> dict[str, float]:
-    """A single run's scalars (0-d tensors) as Python floats, in one device-to-host copy."""
-    tags = list(values)
-    stacked = torch.stack([values[t] for t in tags]).double().cpu().tolist()
-    return dict(zip(tags, stacked, strict=True))
-
-
 def compute_runs(
     problem: Problem, W: Tensor, flow_times: Tensor, W0: Tensor | None, max_tracked: int
 ) -> dict[str, Tensor]:
