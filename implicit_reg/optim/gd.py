@@ -77,11 +77,17 @@ def descend(
     last_step = int(max_steps.max())
     budgets_differ = bool((max_steps != last_step).any())
     tol = torch.where(runs.status == RUNNING, loss_tol, math.inf).to(lr.dtype)
+    # One run on the CPU: reading its loss costs less than masking on the device (no GPU to
+    # sync), and its step count is kept in Python (written to ``runs`` before anyone reads it).
+    host = len(lr) == 1 and lr.device.type == "cpu" and not budgets_differ
+    rate, count = float(lr[0]), int(runs.steps[0])
     snapshot = None  # (factors, steps) at the last check
     step, interrupted = start_step, False
     for step in range(start_step, last_step + 1):
         loss = stepper.loss()
         if step == start_step or step % check_every == 0 or _due(step, checkpoint_every):
+            if host:
+                runs.steps.fill_(count)
             if snapshot is not None and _restore_diverged(stepper, lr, runs, loss, snapshot):
                 loss = stepper.loss()
             tol.masked_fill_(runs.status != RUNNING, math.inf)
@@ -94,20 +100,31 @@ def descend(
             if _due(step, checkpoint_every) and step > start_step:
                 on_checkpoint(step)
             snapshot = (stepper.factors(), runs.steps.clone())
-        going = (loss >= tol).logical_and_(loss < math.inf)
-        if budgets_differ:
-            going.logical_and_(runs.steps < max_steps)
-        if (
-            schedule.due(step)
-            and (unstable := on_log(step, stepper.end_to_end(), loss)) is not None
-        ):
-            runs.status.masked_fill_(unstable & going, UNSTABLE)
-            tol.masked_fill_(unstable, math.inf)
-            going.logical_and_(~unstable)
+            limit = float(tol[0])
+        if host:
+            going = limit <= loss.item() < math.inf
+        else:
+            going = (loss >= tol).logical_and_(loss < math.inf)
+            if budgets_differ:
+                going.logical_and_(runs.steps < max_steps)
+        if schedule.due(step):
+            if host:
+                runs.steps.fill_(count)
+            if (unstable := on_log(step, stepper.end_to_end(), loss)) is not None:
+                runs.status.masked_fill_(unstable & going, UNSTABLE)
+                tol.masked_fill_(unstable, math.inf)
+                limit = float(tol[0])
+                going = going and not bool(unstable) if host else going & ~unstable
         if step == last_step:
             break
-        stepper.step(lr * going)
-        runs.steps.add_(going)
+        if not host:
+            stepper.step(lr * going)
+            runs.steps.add_(going)
+        elif going:
+            stepper.step(rate)
+            count += 1
+    if host:
+        runs.steps.fill_(count)
     loss = stepper.loss()
     if snapshot is not None and _restore_diverged(stepper, lr, runs, loss, snapshot):
         loss = stepper.loss()

@@ -37,8 +37,9 @@ class Stepper(Protocol):
         """ℓ_k at the current factors ``(K,)``; keeps ∇ℓ_k for ``step``."""
         ...
 
-    def step(self, lr: Tensor) -> None:
-        """x_k ← x_k − lr_k ∇ℓ_k(x_k) with the gradient of the last ``loss()``."""
+    def step(self, lr: Tensor | float) -> None:
+        """x_k ← x_k − lr_k ∇ℓ_k(x_k) with the gradient of the last ``loss()`` (a float: one
+        run's lr)."""
         ...
 
     def end_to_end(self) -> Tensor:
@@ -91,11 +92,16 @@ class MatmulStepper:
         self._W = self._runs(W.detach())
         return self._runs(loss.detach())
 
-    def step(self, lr: Tensor) -> None:
+    def step(self, lr: Tensor | float) -> None:
         # p + (−1)·(g·lr_k): per run the rounding of p − lr·g
-        lr = lr.view(1, 1) if self.single else lr.view(-1, 1, 1)
         with torch.no_grad():
-            torch._foreach_addcmul_(self.params, self._grads, [lr] * len(self.params), value=-1.0)
+            if isinstance(lr, float):  # one run's scalar lr: one op fewer
+                torch._foreach_add_(self.params, self._grads, alpha=-lr)
+            else:
+                lr = lr.view(1, 1) if self.single else lr.view(-1, 1, 1)
+                torch._foreach_addcmul_(
+                    self.params, self._grads, [lr] * len(self.params), value=-1.0
+                )
 
     def end_to_end(self) -> Tensor:
         return self._W
@@ -152,7 +158,8 @@ class EntryStepper:
         self._grads = torch.autograd.grad(loss.sum(), self.params, materialize_grads=True)
         return loss.detach()
 
-    def step(self, lr: Tensor) -> None:
+    def step(self, lr: Tensor | float) -> None:
+        lr = torch.as_tensor(lr, dtype=self.params[0].dtype, device=self.params[0].device)
         with torch.no_grad():
             torch._foreach_addcmul_(self.params, self._grads, [lr] * len(self.params), value=-1.0)
 
@@ -207,10 +214,10 @@ class FusedStepper:
         self._grads, self._W = grads, W
         return self.problem.loss(W)
 
-    def step(self, lr: Tensor) -> None:
-        torch._foreach_addcmul_(
-            self.params, self._grads, [lr.view(-1, 1, 1)] * len(self.params), value=-1.0
-        )
+    def step(self, lr: Tensor | float) -> None:
+        lr = torch.as_tensor(lr, dtype=self.params[0].dtype, device=self.params[0].device)
+        lr = lr.view(-1, 1, 1)
+        torch._foreach_addcmul_(self.params, self._grads, [lr] * len(self.params), value=-1.0)
 
     def end_to_end(self) -> Tensor:
         return self._W
