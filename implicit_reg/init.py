@@ -23,8 +23,8 @@ DET_SIGNS = ("any", "positive", "negative")
 MAX_TRIES = 1000
 TRIES = 2
 CHUNK = 32768
-"""Runs drawn at a time: their temporaries stay in cache and below torch's intra-op threading
-grain, which on a busy CPU made whole-batch draws ×5 slower."""
+"""Runs drawn at a time: their temporaries stay small (whole-batch draws were ×3–5 slower on
+this CPU: memory traffic, and intra-op threads waiting for busy cores)."""
 
 
 def sample_factors(

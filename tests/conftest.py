@@ -87,11 +87,6 @@ def compose_cfg() -> Callable[..., DictConfig]:
 
 
 @pytest.fixture
-def make_cfg() -> Callable[..., DictConfig]:
-    return make_config
-
-
-@pytest.fixture
 def train_cli() -> Callable[..., Any]:
     """``train_cli(*overrides, wait=True)``: ``python train.py`` in a subprocess."""
     return train

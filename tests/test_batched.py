@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from conftest import config
 from hydra.errors import ConfigCompositionException
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -22,16 +22,10 @@ from implicit_reg.problems import build_problem
 from implicit_reg.run import run
 from implicit_reg.summarize import summarize
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 QUIET = ["train.progress=false", "device=cpu", "dtype=float64"]
 # Depth-3 2×2 completion from a larger init: with loss_tol 0.015, lr 0.2 converges (at a step
 # that depends on the seed), lr 0.05 reaches max_steps and lr 3 diverges within a few steps.
 GRID = ["init.scale=0.5", "train.max_steps=300", "train.loss_tol=0.015", *QUIET]
-
-
-def compose_cfg(overrides: list[str]):
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIGS)):
-        return compose("train", overrides=overrides)
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -42,7 +36,7 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory):
     out = tmp_path_factory.mktemp("batch")
-    cfg = compose_cfg([*GRID, "batch.seeds=3", "batch.lrs=[0.05,0.2,3.0]", "batch.check_every=7"])
+    cfg = config(*[*GRID, "batch.seeds=3", "batch.lrs=[0.05,0.2,3.0]", "batch.check_every=7"])
     result = run(cfg, out)
     return out, result
 
@@ -56,7 +50,7 @@ def test_batched_run_equals_unbatched_runs(batch, tmp_path):
     assert result["runs/converged"] == 3 and result["status"] == "mixed"
     for k, row in enumerate(rows):
         alone = tmp_path / str(k)
-        metrics = run(compose_cfg([*GRID, f"seed={row['seed']}", f"optim.lr={row['lr']}"]), alone)
+        metrics = run(config(*[*GRID, f"seed={row['seed']}", f"optim.lr={row['lr']}"]), alone)
         assert (row["status"], int(row["steps"])) == (metrics["status"], metrics["steps"])
         if row["status"] == "diverged":  # put back to a state of finite loss
             assert all(torch.isfinite(f[k]).all() for f in final["factors"])
@@ -72,7 +66,7 @@ def test_batched_run_equals_unbatched_runs(batch, tmp_path):
 
 def test_check_every_does_not_change_results(batch, tmp_path):
     out, _ = batch
-    cfg = compose_cfg([*GRID, "batch.seeds=3", "batch.lrs=[0.05,0.2,3.0]", "batch.check_every=1"])
+    cfg = config(*[*GRID, "batch.seeds=3", "batch.lrs=[0.05,0.2,3.0]", "batch.check_every=1"])
     run(cfg, tmp_path)
     assert read_rows(out / "runs.csv") == read_rows(tmp_path / "runs.csv")
     a, b = torch.load(out / "final.pt"), torch.load(tmp_path / "final.pt")
@@ -96,7 +90,7 @@ def test_batch_outputs(batch):
 
 
 def test_least_squares_batch_reaches_min_norm(tmp_path):
-    cfg = compose_cfg(["problem=least_squares", "batch.lrs=[0.1,0.05]", "batch.seeds=2", *QUIET])
+    cfg = config(*["problem=least_squares", "batch.lrs=[0.1,0.05]", "batch.seeds=2", *QUIET])
     cfg.train.max_steps = 20000
     result = run(cfg, tmp_path)
     assert result["runs/converged"] == 4
@@ -129,7 +123,7 @@ def test_least_squares_batch_reaches_min_norm(tmp_path):
     ],
 )
 def test_every_stepper_takes_the_same_steps(overrides, depth):
-    cfg = compose_cfg([*overrides, f"model.depth={depth}", *QUIET])
+    cfg = config(*[*overrides, f"model.depth={depth}", *QUIET])
     problem = build_problem(cfg.problem, torch.device("cpu"), torch.float64)
     shapes = factor_shapes(*problem.shape, depth, cfg.model.width or min(problem.shape))
     generator = torch.Generator().manual_seed(0)
@@ -150,7 +144,7 @@ def test_every_stepper_takes_the_same_steps(overrides, depth):
 
 def test_fused_batch_equals_autograd_batch(batch, tmp_path):
     out, _ = batch
-    cfg = compose_cfg([*GRID, "batch.seeds=3", "batch.lrs=[0.05,0.2,3.0]", "batch.fused=true"])
+    cfg = config(*[*GRID, "batch.seeds=3", "batch.lrs=[0.05,0.2,3.0]", "batch.fused=true"])
     run(cfg, tmp_path)
     for a, b in zip(read_rows(out / "runs.csv"), read_rows(tmp_path / "runs.csv"), strict=True):
         assert (a["status"], a["steps"]) == (b["status"], b["steps"])
@@ -169,13 +163,13 @@ def test_fused_batch_equals_autograd_batch(batch, tmp_path):
 )
 def test_bad_batch_values_are_refused(override, key, tmp_path):
     with pytest.raises(ConfigError, match=key):
-        run(compose_cfg([override, *QUIET]), tmp_path)
+        run(config(*[override, *QUIET]), tmp_path)
     assert not any(tmp_path.iterdir())  # refused before any work started
 
 
 def test_mistyped_batch_value_is_refused_at_composition():
     with pytest.raises(ConfigCompositionException, match=r"batch\.fused=maybe"):
-        compose_cfg(["batch.fused=maybe"])
+        config(*["batch.fused=maybe"])
 
 
 def test_summary_of_a_batched_run(batch):
