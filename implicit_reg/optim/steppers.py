@@ -23,7 +23,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from implicit_reg.factorization import product
+from implicit_reg.factorization import chain_rule, product
 from implicit_reg.problems import Problem
 
 ENTRY_MAX_SIZE = 16
@@ -192,7 +192,8 @@ def _dot(left: list[Tensor], right: list[Tensor]) -> Tensor:
 
 
 class FusedStepper:
-    """Factors ``(K, d_j, d_{j−1})``; gradient by one backward sweep of the chain rule."""
+    """Factors ``(K, d_j, d_{j−1})``; gradient by the chain rule (``factorization.chain_rule``,
+    which the factor flow uses too) from the problem's closed-form ∇ℓ."""
 
     def __init__(self, factors: list[Tensor], problem: Problem) -> None:
         self.problem = problem
@@ -201,18 +202,8 @@ class FusedStepper:
         self._W = torch.empty(0)
 
     def loss(self) -> Tensor:
-        prefix = [self.params[0]]  # prefix[j] = W_{j+1} ⋯ W_1
-        for factor in self.params[1:]:
-            prefix.append(factor @ prefix[-1])
-        W = prefix[-1]
-        back = self.problem.gradient(W)  # ∂ℓ/∂(W_L ⋯ W_{j+1}·W_j ⋯ W_1) from the left
-        grads = [back] * len(self.params)
-        for j in range(len(self.params) - 1, 0, -1):
-            grads[j] = back @ prefix[j - 1].mT
-            back = self.params[j].mT @ back
-        grads[0] = back
-        self._grads, self._W = grads, W
-        return self.problem.loss(W)
+        self._W, self._grads = chain_rule(self.params, self.problem.gradient)
+        return self.problem.loss(self._W)
 
     def step(self, lr: Tensor | float) -> None:
         lr = torch.as_tensor(lr, dtype=self.params[0].dtype, device=self.params[0].device)
