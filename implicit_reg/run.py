@@ -173,9 +173,8 @@ def _train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         )
         save_checkpoint(step)  # resume an interrupted run, or extend a finished one
         W, loss = stepper.end_to_end(), problem.loss(stepper.end_to_end())
-        if (
-            single and not interrupted
-        ):  # the final state, at its stop step (diverged: the one before)
+        # a single run's final state, at its stop step (diverged: the step before)
+        if single and not interrupted:
             final_step = int(runs.steps[0]) - int(runs.status[0] == DIVERGED)
             if final_step != logged:
                 record(final_step, W, loss, lr * final_step)
