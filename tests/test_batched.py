@@ -181,3 +181,20 @@ def test_summary_of_a_batched_run(batch):
         expected = [float(r["entries/1_1"]) for r in csv.DictReader(f)]
     assert [r["entries/1_1"] for r in rows] == expected
     assert (out / "summary_entries_1_1_vs_optim.lr.png").exists() and "9 runs" in text
+
+
+def test_max_time_is_each_runs_own_step_budget(tmp_path):
+    cfg = config(*QUIET, "batch.lrs=[0.5,0.25]", "train.max_time=1.5", "train.loss_tol=0")
+    result = run(cfg, tmp_path)
+    rows = read_rows(tmp_path / "runs.csv")
+    assert [(r["status"], int(r["steps"])) for r in rows] == [("max_steps", 3), ("max_steps", 6)]
+    assert result["flow_time"] == pytest.approx(1.5)
+
+
+def test_the_stability_guard_stops_only_the_unstable_runs(tmp_path):
+    cfg = config(*GRID, "batch.seeds=2", "batch.lrs=[0.05,3.0]", "train.on_unstable=stop")
+    with pytest.warns(RuntimeWarning, match="sharpness"):
+        run(cfg, tmp_path)
+    rows = read_rows(tmp_path / "runs.csv")
+    assert [r["status"] for r in rows] == ["max_steps", "unstable", "max_steps", "unstable"]
+    assert [int(r["steps"]) for r in rows] == [300, 0, 300, 0]  # lr 3 is unstable at step 0
