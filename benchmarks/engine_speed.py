@@ -85,6 +85,21 @@ def engine_loop(stepper, runs: int, lr: float, steps: int, device, dtype, check_
     )
 
 
+def issue_reference_loop(factors: list[torch.Tensor], lr: float, steps: int) -> None:
+    """The issue's hand-written reference for 2×2, depth 3: each factor entry a vector over the
+    runs, only the three observed entries of W, eager autograd, ``_foreach_add_``; no stopping,
+    no logging (what the engine's ``EntryStepper`` is measured against)."""
+    params = [e.clone().requires_grad_(True) for f in factors for e in f.flatten(1).T]
+    for _ in range(steps):
+        a, b, c, d, e, f, g, h, i, j, k, m = params
+        p00, p01, p10, p11 = e * a + f * c, e * b + f * d, g * a + h * c, g * b + h * d
+        w01, w10, w11 = i * p01 + j * p11, k * p00 + m * p10, k * p01 + m * p11
+        loss = 0.5 * ((w01 - 1) ** 2 + (w10 - 1) ** 2 + w11**2)
+        grads = torch.autograd.grad(loss.sum(), params)
+        with torch.no_grad():
+            torch._foreach_add_(params, grads, alpha=-lr)
+
+
 def timed(fn) -> float:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -129,6 +144,10 @@ def many_runs(args, device, dtype) -> None:
             lambda s=stepper: engine_loop(s, args.runs, 0.01, args.steps, device, dtype)
         )
         print(f"| loop, {name} | {args.runs * args.steps / seconds:.3g} |")
+    start = starts(args.runs, device, dtype)
+    seconds = timed(lambda: issue_reference_loop(start, 0.01, args.steps))
+    print(f"| the issue's reference step alone (entry by entry, no stopping) | "
+          f"{args.runs * args.steps / seconds:.3g} |")  # fmt: skip
     if args.compile:  # the loss (forward and, through AOTAutograd, backward) compiled
         stepper = EntryStepper(starts(args.runs, device, dtype), prob)
         stepper.problem = SimpleNamespace(entry_loss=torch.compile(prob.entry_loss))

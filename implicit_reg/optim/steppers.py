@@ -89,7 +89,7 @@ class MatmulStepper:
         W = product(self.params)
         loss = self.problem.loss(W)
         self._grads = torch.autograd.grad(loss.sum(), self.params)
-        self._W = self._runs(W.detach())
+        self._W = W  # made into (K, rows, cols) only when asked: most steps never look at it
         return self._runs(loss.detach())
 
     def step(self, lr: Tensor | float) -> None:
@@ -104,7 +104,7 @@ class MatmulStepper:
                 )
 
     def end_to_end(self) -> Tensor:
-        return self._W
+        return self._runs(self._W.detach())
 
     def factors(self) -> list[Tensor]:
         return [self._runs(p.detach()).clone() for p in self.params]
