@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 ARGS  ?=
 
-.PHONY: install install-test train test lint figures clean
+.PHONY: install install-test train test test-fast lint figures clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -24,8 +24,11 @@ install-test: $(VENV)/.installed-test
 train: install  ## run the default experiment (pass overrides as ARGS="model.depth=2 ...")
 	$(PY) train.py $(ARGS)
 
-test: install-test lint  ## lint, then the test suite
+test: install-test lint  ## lint, then the whole test suite (3.5–5 min on 2 CPU cores)
 	$(PY) -m pytest -q
+
+test-fast: install-test lint  ## lint, then the suite without the subprocess tests marked slow
+	$(PY) -m pytest -q -m "not slow"
 
 FIGURES := least_squares_min_norm norms_blow_up ranks_minimized unobserved_entry
 

@@ -1,5 +1,6 @@
-"""Checkpoints: ``checkpoint.pt`` in the run folder holds what a run needs to go on exactly as if
-it had never stopped: the step, the factors, the last logged scalars and the wall time so far.
+"""Checkpoints: ``checkpoint.pt`` in the run folder holds what a run (or a batch of runs) needs to
+go on exactly as if it had never stopped: the step, the stacked factors ``(runs, d_j, d_{j−1})``,
+each run's steps and status, the last logged scalars and the wall time so far.
 
 Gradient descent keeps no other state (no momentum, no random numbers after the init), so the
 factors after ``step`` steps determine the rest of the trajectory: a resumed run ends with the
@@ -14,15 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import Tensor
 
 from implicit_reg import artifacts
 from implicit_reg.config import ConfigError
-from implicit_reg.factorization import DeepFactorization
 
 FILE = "checkpoint.pt"
-SAME_RUN_KEYS = ("problem", "model", "init", "optim", "seed", "dtype")
+SAME_RUN_KEYS = (
+    "problem", "model", "init", "optim", "seed", "dtype",
+    "batch.seeds", "batch.init_scales", "batch.lrs", "batch.fused",
+)  # fmt: skip
 """Config keys that fix the trajectory: a checkpoint only resumes a run that agrees on them
 (``train.*`` may differ, e.g. a larger ``train.max_steps`` extends a finished run)."""
 
@@ -32,16 +35,22 @@ class Checkpoint:
     step: int
     """Gradient steps taken: the factors are those after this many steps."""
     factors: list[Tensor]
+    """W_1, …, W_L of every run, ``(runs, d_j, d_{j−1})``."""
+    steps: Tensor
+    """Steps each run has taken (its stop step once stopped)."""
+    status: Tensor
+    """Each run's status code (``optim.gd.STATUSES``)."""
     last: dict[str, float]
     """The last logged scalars, what ``metrics.json`` reports if nothing is logged after."""
     wall_time_s: float
     config: dict[str, Any]
     """The ``SAME_RUN_KEYS`` of the run's config, flattened to dotted keys."""
+    guard: dict[str, Any] | None = None
+    """The stability guard's state (its power-iteration directions and records), if it runs."""
 
 
 def identity(cfg: DictConfig) -> dict[str, Any]:
     """The ``SAME_RUN_KEYS`` of ``cfg`` as ``{"optim.lr": 0.01, …}``."""
-    container = OmegaConf.to_container(cfg, resolve=True)
     flat: dict[str, Any] = {}
 
     def walk(prefix: str, value: Any) -> None:
@@ -52,7 +61,10 @@ def identity(cfg: DictConfig) -> dict[str, Any]:
             flat[prefix] = value
 
     for key in SAME_RUN_KEYS:
-        walk(key, container.get(key))
+        value = OmegaConf.select(cfg, key, default=None)
+        if isinstance(value, (DictConfig, ListConfig)):
+            value = OmegaConf.to_container(value, resolve=True)
+        walk(key, value)
     return flat
 
 
@@ -60,9 +72,12 @@ def write(out_dir: Path, ckpt: Checkpoint) -> None:
     state = {
         "step": ckpt.step,
         "factors": [f.detach().cpu().clone() for f in ckpt.factors],
+        "steps": ckpt.steps.cpu(),
+        "status": ckpt.status.cpu(),
         "last": dict(ckpt.last),
         "wall_time_s": ckpt.wall_time_s,
         "config": ckpt.config,
+        "guard": ckpt.guard,
     }
     artifacts.save_torch(out_dir / FILE, state)
 
@@ -92,13 +107,9 @@ def check(ckpt: Checkpoint, cfg: DictConfig, path: Path) -> None:
         )
 
 
-def resume(out_dir: Path, cfg: DictConfig, model: DeepFactorization) -> Checkpoint | None:
-    """Load the folder's checkpoint into ``model`` if there is one and ``check`` allows it."""
+def resume(out_dir: Path, cfg: DictConfig) -> Checkpoint | None:
+    """The folder's checkpoint if there is one and ``check`` allows going on from it."""
     ckpt = read(out_dir)
-    if ckpt is None:
-        return None
-    check(ckpt, cfg, out_dir / FILE)
-    with torch.no_grad():
-        for param, saved in zip(model.factors, ckpt.factors, strict=True):
-            param.copy_(saved)
+    if ckpt is not None:
+        check(ckpt, cfg, out_dir / FILE)
     return ckpt

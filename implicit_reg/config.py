@@ -8,9 +8,9 @@ import math
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from implicit_reg import init
+from implicit_reg import batch, init
 from implicit_reg.device import DEVICES, DTYPES
 from implicit_reg.problems import KINDS as PROBLEM_KINDS
 
@@ -70,6 +70,44 @@ def validate(cfg: DictConfig) -> None:
         check_number(cfg, "train.max_time", minimum=0, strict=True, integer=False)
     _choice(cfg, "train.on_unstable", ON_UNSTABLE)
     check_number(cfg, "train.sharpness_iters", minimum=0, strict=False, integer=True)
+    _validate_batch(cfg)
+
+
+def _validate_batch(cfg: DictConfig) -> None:
+    """The ``batch`` node (``implicit_reg.batch``): the grid and how it is trained."""
+    if cfg.get("batch") is None:
+        return
+    check_number(cfg, "batch.seeds", minimum=1, strict=False, integer=True)
+    _positive_list(cfg, "batch.init_scales")
+    _positive_list(cfg, "batch.lrs")
+    check_number(cfg, "batch.tracked_runs", minimum=0, strict=False, integer=True)
+    check_number(cfg, "batch.check_every", minimum=1, strict=False, integer=True)
+    if cfg.batch.get("threads") is not None:
+        check_number(cfg, "batch.threads", minimum=1, strict=False, integer=True)
+    if not isinstance(cfg.batch.fused, bool):
+        raise ConfigError("batch.fused", cfg.batch.fused, "true | false")
+    if cfg.optim.name != "gd" and batch.size(cfg) > 1:
+        raise ConfigError("optim.name", cfg.optim.name, "gd for a batch of several runs")
+    if cfg.batch.init_scales is not None and cfg.init.kind == "zero":
+        raise ConfigError(
+            "batch.init_scales",
+            OmegaConf.to_container(cfg.batch.init_scales),
+            "null when init.kind=zero (a zero init has no scale)",
+        )
+
+
+def _positive_list(cfg: DictConfig, key: str) -> None:
+    value = OmegaConf.select(cfg, key)
+    if value is None:
+        return
+    items = list(value) if isinstance(value, (list, ListConfig)) else None
+    ok = bool(items) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+        for v in items
+    )
+    if not ok:
+        shown = OmegaConf.to_container(value) if isinstance(value, ListConfig) else value
+        raise ConfigError(key, shown, "null or a non-empty list of finite numbers > 0")
 
 
 def _known_keys(node: DictConfig, prefix: str) -> None:

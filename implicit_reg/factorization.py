@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -20,6 +20,24 @@ def product(factors: Sequence[Tensor]) -> Tensor:
     for factor in factors[1:]:
         W = factor @ W
     return W
+
+
+def chain_rule(
+    factors: Sequence[Tensor], gradient: Callable[[Tensor], Tensor]
+) -> tuple[Tensor, list[Tensor]]:
+    """W = W_L ⋯ W_1 and ∂ℓ/∂W_j = (W_L ⋯ W_{j+1})ᵀ ∇ℓ(W) (W_{j−1} ⋯ W_1)ᵀ (seed Theorem 2) for
+    ``gradient`` = ∇ℓ, by one sweep down from j = L (any shared leading run dimensions)."""
+    below, W = [], factors[0]  # below[j−1] = W_{j−1} ⋯ W_1 for j ≥ 2
+    for factor in factors[1:]:
+        below.append(W)
+        W = factor @ W
+    above = gradient(W)  # (W_L ⋯ W_{j+1})ᵀ ∇ℓ(W), from j = L down
+    grads = []
+    for j in range(len(factors) - 1, 0, -1):
+        grads.append(above @ below[j - 1].mT)
+        above = factors[j].mT @ above
+    grads.append(above)
+    return W, grads[::-1]
 
 
 class DeepFactorization(nn.Module):

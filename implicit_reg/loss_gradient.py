@@ -1,23 +1,18 @@
-"""∇ℓ(W) of a problem's loss in closed form, without autograd's per-call overhead (the gradient
-flow's right-hand side calls it thousands of times on tiny matrices)."""
+"""∇ℓ(W) of a problem's loss in closed form where the problem has one (``Problem.gradient``:
+completion, seed eq. 7; least squares, eq. 4), else by autograd (``torch.func``, so the result
+stays differentiable for the flow's Jacobian)."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-from implicit_reg.problems import LeastSquares, MatrixCompletion, Problem
+from implicit_reg.problems import Problem
 
 
 def loss_gradient(problem: Problem, W: Tensor) -> Tensor:
-    """∇ℓ(W) for the loss summed over any leading run dimensions.
-
-    Matrix completion (seed eq. 7): (W − b) on Ω, 0 elsewhere. Least squares (seed eq. 4):
-    −2Xᵀ(y − XW). Any other problem: autograd (``torch.func``, so the result stays
-    differentiable for the flow's Jacobian).
-    """
-    if isinstance(problem, MatrixCompletion):
-        return (W - problem.target) * problem.weight
-    if isinstance(problem, LeastSquares):
-        return 2 * problem.X.mT @ (problem.X @ W - problem.y.unsqueeze(-1))
+    """∇ℓ(W) for the loss summed over any leading run dimensions."""
+    gradient = getattr(problem, "gradient", None)
+    if gradient is not None:
+        return gradient(W)
     return torch.func.grad(lambda V: problem.loss(V).sum())(W)

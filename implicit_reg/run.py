@@ -1,5 +1,7 @@
-"""One run from a composed config: build the problem and the factorization, optimize, log, and
-write the run's outputs (the contract in README § "What each run writes")."""
+"""One training process from a composed config: a batch of runs (a single run is a batch of one).
+Build the problem, the runs' factors and the stepper once, train them with the one gradient
+descent loop (or, for one run, the gradient flow), log, and write the outputs (README § "What
+each run writes"; a batch: § "Batched runs")."""
 
 from __future__ import annotations
 
@@ -15,25 +17,27 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from implicit_reg import artifacts, checkpoint, hparams, scalars
-from implicit_reg.batched import grid_size, run_batched
-from implicit_reg.config import validate
+from implicit_reg import artifacts, batch, checkpoint, hparams, outputs, scalars
+from implicit_reg.config import problem_shape, validate
 from implicit_reg.det_sign import DetSignMonitor
 from implicit_reg.device import resolve_device, resolve_dtype
-from implicit_reg.events import read_scalars
-from implicit_reg.factorization import DeepFactorization, factor_shapes
-from implicit_reg.figures.run_panel import run_panel
-from implicit_reg.init import sample_factors
+from implicit_reg.factorization import DeepFactorization, factor_shapes, product
+from implicit_reg.init import sample_batch
 from implicit_reg.interrupt import StopRequest
 from implicit_reg.logger import TensorBoardLogger
-from implicit_reg.optim import flow_from_config, gradient_descent
-from implicit_reg.problems import Problem, build_problem
+from implicit_reg.optim import descend, flow_from_config
+from implicit_reg.optim.gd import CONVERGED, DIVERGED, MAX_STEPS, RUNNING, UNSTABLE, Runs
+from implicit_reg.optim.steppers import make_stepper
+from implicit_reg.problems import build_problem
 from implicit_reg.progress import Progress
 from implicit_reg.schedule import LogSchedule
 from implicit_reg.stability import StabilityGuard
 
 log = logging.getLogger(__name__)
 
+LOG_SAMPLE = 65536
+"""A batch of more runs logs its quantiles during training over this many of them, evenly
+spaced (the final quantiles in metrics.json are over all runs)."""
 SUMMARY_KEYS = (
     "loss/train",
     "norm/fro",
@@ -45,61 +49,105 @@ SUMMARY_KEYS = (
 
 
 def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
-    """Train one run into ``out_dir`` and return what ``metrics.json`` holds."""
+    """Train every run of ``cfg`` into ``out_dir``; return what ``metrics.json`` holds."""
     validate(cfg)
-    if grid_size(cfg) > 1:  # batch.seeds / batch.init_scales / batch.lrs ask for several runs
-        return run_batched(cfg, out_dir)
-    device, dtype = resolve_device(cfg.device), resolve_dtype(cfg.dtype)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.batch.threads or threads)
+    try:
+        return _train(cfg, out_dir)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    grid = batch.grid(cfg)
+    single = len(grid) == 1
+    rows, cols = problem_shape(cfg.problem)
+    shapes = factor_shapes(rows, cols, cfg.model.depth, cfg.model.width or min(rows, cols))
+    device = resolve_device(cfg.device, len(grid) * sum(r * c for r, c in shapes))
+    dtype = resolve_dtype(cfg.dtype)
+    if cfg.device == "auto":
+        log.info("device=auto: %s for %d run(s) of %d×%d at depth %d", device, len(grid), rows,
+                 cols, cfg.model.depth)  # fmt: skip
     problem = build_problem(cfg.problem, device, dtype, cfg.train.max_tracked)
-    rows, cols = problem.shape
-    width = cfg.model.width or min(rows, cols)
-    shapes = factor_shapes(rows, cols, cfg.model.depth, width)
-    start = sample_factors(cfg.init.kind, cfg.init.scale, cfg.init.det, shapes, cfg.seed)
-    model = DeepFactorization(start).to(device, dtype)
-    W0 = model().detach().clone() if cfg.model.depth == 1 else None  # depth 1: W has its own flow
-    resumed = checkpoint.resume(out_dir, cfg, model)  # same folder: go on from its checkpoint
+    start = sample_batch(
+        cfg.init.kind, grid.init_scales.to(device), cfg.init.det, shapes, grid.seeds.to(device)
+    )
+    start = [f.to(dtype) for f in start]
+    W0 = product(start) if cfg.model.depth == 1 else None  # depth 1: W has its own flow
+    lr = grid.lrs.to(device, dtype)
+    if cfg.optim.name == "flow":  # one run, adaptive: no checkpoints, no resume
+        return _flow(cfg, out_dir, problem, start, W0, device)
+    stepper = make_stepper(start, problem, fused=cfg.batch.fused)
+    runs = Runs.start(len(grid), device)
+    resumed = checkpoint.resume(out_dir, cfg)  # same folder: go on from its checkpoint
+    if resumed is not None:  # a run that stopped by its loss or budget is looked at again
+        stepper.load([f.to(device, dtype) for f in resumed.factors])
+        status = resumed.status.to(device)
+        status.masked_fill_((status == CONVERGED) | (status == MAX_STEPS), RUNNING)
+        runs = Runs(resumed.steps.to(device), status)
     start_step = resumed.step if resumed else 0
-    log.debug("config validated; %s on %s, starting at step %d", cfg.dtype, device, start_step)
+    max_steps = step_budget(cfg, lr)
+    log.debug("%d run(s), %s on %s, starting at step %d", len(grid), cfg.dtype, device, start_step)
 
-    tensorboard = TensorBoardLogger(out_dir, start_step, resumed.last if resumed else None)
-    progress = Progress(cfg.train.max_steps, cfg.train.progress, initial=start_step)
-
+    logger = TensorBoardLogger(
+        out_dir, len(grid), cfg.batch.tracked_runs, start_step, resumed.last if resumed else None
+    )
+    progress = Progress(
+        int(max_steps.max()), cfg.train.loss_tol, cfg.train.progress, single=single,
+        initial=start_step,
+    )  # fmt: skip
     det_sign = DetSignMonitor()
     guard = None
-    if cfg.optim.name == "gd" and cfg.train.sharpness_iters > 0:
-        guard = StabilityGuard(
-            model, problem, cfg.optim.lr, cfg.train.sharpness_iters, cfg.train.on_unstable
-        )
+    if cfg.train.sharpness_iters > 0:
+        guard = StabilityGuard(problem, lr, cfg.train.sharpness_iters, cfg.train.on_unstable)
+        if resumed is not None and resumed.guard is not None:
+            guard.load(resumed.guard)
+    logged = -1  # a single run's last logged step
 
-    def on_log(
-        step: int, flow_time: float, W: Tensor, exact: dict[str, Tensor] | None = None
-    ) -> str | None:
-        values = scalars.compute(
-            problem, W, flow_time=flow_time, W0=W0, max_tracked=cfg.train.max_tracked
+    rows = logger.rows(len(grid), LOG_SAMPLE, device)  # a large batch logs a sample of its runs
+
+    def record(step: int, W: Tensor, loss: Tensor, flow_time: Tensor) -> Tensor | None:
+        nonlocal logged
+        diverged = (runs.status == DIVERGED) | ~torch.isfinite(loss)
+        counts = _counts(runs, loss, cfg.train.loss_tol, diverged) if not single else {}
+        stability, unstable = {}, None
+        if guard is not None and (single or step % cfg.batch.check_every == 0):
+            stability, unstable = guard.check(step, stepper.factors())
+        start = W0
+        if rows is not None:
+            W, flow_time, diverged = W[rows], flow_time[rows], diverged[rows]
+            start = None if W0 is None else W0[rows]
+            stability = {tag: value[rows] for tag, value in stability.items()}
+        values = scalars.compute_runs(problem, W, flow_time, start, cfg.train.max_tracked)
+        floats = logger.log(step, {**values, **stability}, ~diverged, counts, rows)
+        if single and "det/sign" in floats:
+            det_sign.update(step, float(flow_time[0]), floats["det/sign"])
+        progress.update(
+            step, floats, None if single else {k[6:]: int(v) for k, v in counts.items()}
         )
-        values.update(exact or {})
-        floats = scalars.to_floats(values)
-        verdict = None  # a status that ends the run (train.on_unstable=stop)
-        if guard is not None:
-            stability, verdict = guard.check(step)
-            floats.update(stability)
-        if "det/sign" in floats:
-            det_sign.update(step, flow_time, floats["det/sign"])
-        tensorboard.log(step, floats)
-        progress.update(step, floats)
         log.debug("step %d: %s", step, floats)
-        return verdict
+        logged = step
+        return unstable
+
+    def on_log(step: int, W: Tensor, loss: Tensor) -> Tensor | None:
+        if single and (int(runs.steps[0]) != step or not math.isfinite(float(loss[0]))):
+            return None  # stopped before this step: its final state is logged at the end
+        return record(step, W, loss, lr * runs.steps)
 
     started = time.perf_counter() - (resumed.wall_time_s if resumed else 0.0)
 
     def save_checkpoint(step: int) -> None:
-        tensorboard.flush()  # the curves up to `step` are on disk before the checkpoint is
+        logger.flush()  # the curves up to `step` are on disk before the checkpoint is
         state = checkpoint.Checkpoint(
             step,
-            list(model.factors),
-            tensorboard.last,
+            stepper.factors(),
+            runs.steps.clone(),
+            runs.status.clone(),
+            logger.last,
             time.perf_counter() - started,
             checkpoint.identity(cfg),
+            guard.state() if guard is not None else None,
         )
         checkpoint.write(out_dir, state)
         log.debug("checkpoint at step %d", step)
@@ -108,82 +156,145 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     stop = guards.enter_context(StopRequest())
     guards.enter_context(torch.autograd.set_detect_anomaly(cfg.train.detect_anomaly))
     try:
-        if cfg.optim.name == "flow":  # short and adaptive: no checkpoints, no resume
-            outcome = flow_from_config(cfg, model, problem, on_log, stop)
-        else:
-            max_steps = cfg.train.max_steps
-            if cfg.train.max_time is not None:
-                max_steps = min(max_steps, steps_within(cfg.train.max_time, cfg.optim.lr))
-            outcome = gradient_descent(
-                model,
-                problem,
-                lr=cfg.optim.lr,
-                max_steps=max_steps,
-                loss_tol=cfg.train.loss_tol,
-                schedule=LogSchedule(max_steps, cfg.train.log_every, cfg.train.log_per_decade),
-                on_log=on_log,
-                start_step=start_step,
-                checkpoint_every=cfg.train.checkpoint_every,
-                on_checkpoint=save_checkpoint,
-                stop_requested=stop,
-            )
-            save_checkpoint(outcome.steps)  # resume an interrupted run, or extend a finished one
-        wall_time = time.perf_counter() - started
-        title = f"{problem.name}, depth {cfg.model.depth}: {outcome.status}"
-        tensorboard.flush()  # the writer queues events: the panel must read the last ones too
-        tensorboard.add_figure(
-            "figures/run", run_panel(read_scalars(out_dir), title), outcome.steps
+        step, interrupted = descend(
+            stepper,
+            lr,
+            runs,
+            max_steps=max_steps,
+            loss_tol=cfg.train.loss_tol,
+            schedule=LogSchedule(
+                int(max_steps.max()), cfg.train.log_every, cfg.train.log_per_decade
+            ),
+            on_log=on_log,
+            check_every=cfg.batch.check_every,
+            start_step=start_step,
+            checkpoint_every=cfg.train.checkpoint_every,
+            on_checkpoint=save_checkpoint,
+            stop_requested=stop,
         )
+        save_checkpoint(step)  # resume an interrupted run, or extend a finished one
+        W, loss = stepper.end_to_end(), problem.loss(stepper.end_to_end())
+        # a single run's final state, at its stop step (diverged: the step before)
+        if single and not interrupted:
+            final_step = int(runs.steps[0]) - int(runs.status[0] == DIVERGED)
+            if final_step != logged:
+                record(final_step, W, loss, lr * final_step)
+        wall_time = time.perf_counter() - started
     except BaseException:
-        tensorboard.close()
+        logger.close()
         raise
     finally:
         guards.close()
         progress.close()
 
-    result: dict[str, Any] = {
-        **tensorboard.last,
+    if single:
+        result = outputs.single_run(
+            cfg, out_dir, logger, runs, lr, stepper.factors(), W, problem, wall_time, device,
+            interrupted, {**det_sign.record(), **(guard.record() if guard is not None else {})},
+        )  # fmt: skip
+        result.update({"signal": stop.name} if stop.name is not None else {})
+        artifacts.write_json(out_dir / "metrics.json", result)
+        log.info("\n%s", summary(result, out_dir))
+        return result
+    values = scalars.compute_runs(problem, W, lr * runs.steps, W0, cfg.train.max_tracked)
+    result = outputs.batch(
+        cfg, out_dir, logger, grid, runs, lr, stepper.factors(), W, values, problem, wall_time,
+        device, interrupted,
+    )  # fmt: skip
+    result.update({"signal": stop.name} if stop.name is not None else {})
+    artifacts.write_json(out_dir / "metrics.json", result)
+    log.info("%s", outputs.batch_line(result, out_dir))
+    return result
+
+
+def step_budget(cfg: DictConfig, lr: Tensor) -> Tensor:
+    """Each run's step limit ``(K,)``: ``train.max_steps``, and the steps that fit in
+    ``train.max_time`` (``steps_within``) if it is set."""
+    budget = torch.full_like(lr, cfg.train.max_steps, dtype=torch.long)
+    if cfg.train.max_time is not None:
+        budget = torch.minimum(budget, steps_within(cfg.train.max_time, lr))
+    return budget
+
+
+def _counts(runs: Runs, loss: Tensor, loss_tol: float, diverged: Tensor) -> dict[str, float]:
+    converged = ~diverged & (loss < loss_tol)
+    unstable = runs.status == UNSTABLE
+    going = (runs.status == RUNNING) & ~diverged & ~converged
+    return {
+        "batch/going": float(going.sum()),
+        "batch/converged": float(converged.sum()),
+        "batch/diverged": float(diverged.sum()),
+        "batch/unstable": float(unstable.sum()),
+    }
+
+
+def _flow(
+    cfg: DictConfig,
+    out_dir: Path,
+    problem: Any,
+    start: list[Tensor],
+    W0: Tensor | None,
+    device: torch.device,
+) -> dict[str, Any]:
+    """``optim=flow``: one run integrated by a stiff solver, logged and written like GD's."""
+    model = DeepFactorization([f[0] for f in start])
+    logger = TensorBoardLogger(out_dir, 1)
+    progress = Progress(cfg.train.max_steps, 0.0, cfg.train.progress, single=True)
+    det_sign = DetSignMonitor()
+
+    def on_log(step: int, flow_time: float, W: Tensor, exact: dict[str, Tensor] | None = None):
+        times = torch.tensor([flow_time], dtype=W.dtype, device=W.device)
+        values = scalars.compute_runs(problem, W.unsqueeze(0), times, W0, cfg.train.max_tracked)
+        values.update({k: v.reshape(1) for k, v in (exact or {}).items()})
+        floats = logger.log(step, values, torch.ones(1, dtype=torch.bool), {})
+        if "det/sign" in floats:
+            det_sign.update(step, flow_time, floats["det/sign"])
+        progress.update(step, floats)
+        return None
+
+    started = time.perf_counter()
+    with StopRequest() as stop:
+        try:
+            outcome = flow_from_config(cfg, model, problem, on_log, stop)
+        except BaseException:
+            logger.close()
+            raise
+        finally:
+            progress.close()
+    factors = [f.detach().unsqueeze(0) for f in model.factors]
+    result = {
+        **logger.last,
         "status": outcome.status,
         "steps": outcome.steps,
         "flow_time": outcome.flow_time,
         "gradient_evaluations": outcome.gradient_evaluations,
-        "wall_time_s": wall_time,
+        "wall_time_s": time.perf_counter() - started,
         "device": str(device),
         "seed": int(cfg.seed),
         **outcome.record,
         **det_sign.record(),
-        **(guard.record() if guard is not None else {}),
     }
     if stop.name is not None:
         result["signal"] = stop.name
-    hparams.record(tensorboard.writer, hparams.of(cfg, outcome.status), result)
-    tensorboard.close()
+    hparams.record(logger.writer, hparams.of(cfg, outcome.status), result)
+    logger.close()
     artifacts.write_json(out_dir / "metrics.json", result)
     if outcome.status != "interrupted":
-        artifacts.save_torch(out_dir / "final.pt", final_state(model, problem))
+        W = product(factors)
+        artifacts.save_torch(out_dir / "final.pt", outputs.final_state(factors, W, problem))
     log.info("\n%s", summary(result, out_dir))
     return result
 
 
-def steps_within(max_time: float, lr: float) -> int:
-    """The gradient descent steps that fit in flow time ``max_time``: the largest n with
-    n·lr ≤ max_time, up to rounding. A quotient within 4 ulps (relative 4·2⁻⁵²) of an integer
-    counts as that integer, so 0.3 / 0.1 = 2.9999999999999996 gives 3 steps (flow time 0.3), not
-    2; a step that overshoots max_time by more than that rounding is not taken."""
-    quotient = max_time / lr
-    nearest = round(quotient)
-    if math.isclose(quotient, nearest, rel_tol=4 * sys.float_info.epsilon):
-        return nearest
-    return math.floor(quotient)
-
-
-def final_state(model: DeepFactorization, problem: Problem) -> dict[str, Any]:
-    """What ``final.pt`` holds: the factors [W_1, …, W_L], the end-to-end matrix and the data."""
-    with torch.no_grad():
-        factors = [f.detach().cpu() for f in model.factors]
-        W = model().detach().cpu()
-    end_to_end = {"beta": W[:, 0]} if "X" in problem.data() else {"W": W}
-    return {"factors": factors, **end_to_end, **problem.data()}
+def steps_within(max_time: float, lr: Tensor) -> Tensor:
+    """The gradient descent steps that fit in flow time ``max_time``, per run: the largest n
+    with n·lr ≤ max_time, up to rounding. A quotient within 4 ulps (relative 4·2⁻⁵²) of an
+    integer counts as that integer, so 0.3 / 0.1 = 2.9999999999999996 gives 3 steps (flow time
+    0.3), not 2; a step that overshoots max_time by more than that rounding is not taken."""
+    quotient = max_time / lr.double()
+    nearest = quotient.round()
+    close = (quotient - nearest).abs() <= 4 * sys.float_info.epsilon * nearest.abs()
+    return torch.where(close, nearest, quotient.floor()).long()
 
 
 def summary(result: dict[str, Any], out_dir: Path) -> str:

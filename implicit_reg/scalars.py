@@ -50,8 +50,24 @@ def compute(
     return out
 
 
-def to_floats(values: dict[str, Tensor]) -> dict[str, float]:
-    """A single run's scalars (0-d tensors) as Python floats, in one device-to-host copy."""
-    tags = list(values)
-    stacked = torch.stack([values[t] for t in tags]).double().cpu().tolist()
-    return dict(zip(tags, stacked, strict=True))
+def compute_runs(
+    problem: Problem, W: Tensor, flow_times: Tensor, W0: Tensor | None, max_tracked: int
+) -> dict[str, Tensor]:
+    """``compute`` for runs ``(K, rows, cols)`` at their own flow times ``(K,)``, each tag
+    ``(K,)``. Only the closed-form flow of depth 1 (W0 given) depends on the time; there the runs
+    are evaluated in groups of equal time. Runs with non-finite entries get NaN (the SVD cannot
+    take them)."""
+    bad = ~torch.isfinite(W).flatten(1).all(1)
+    W = torch.where(bad[:, None, None], 0.0, W)
+    if W0 is None:
+        values = compute(problem, W, flow_time=0.0, max_tracked=max_tracked)
+    else:
+        values = {}
+        for t in flow_times.unique().tolist():
+            runs = flow_times == t
+            part = compute(problem, W[runs], flow_time=t, W0=W0[runs], max_tracked=max_tracked)
+            for tag, value in part.items():
+                values.setdefault(tag, value.new_empty(W.shape[0]))[runs] = value
+    values = {tag: torch.where(bad, torch.nan, value) for tag, value in values.items()}
+    values["time/flow"] = flow_times.to(W.dtype)
+    return values

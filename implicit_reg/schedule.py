@@ -1,8 +1,11 @@
 """When to log: every ``every`` steps plus ``per_decade`` log-spaced steps per decade, so that
-a 10⁷-step run still has a readable curve at its start."""
+a 10⁷-step run still has a readable curve at its start. ``log_steps`` is the one definition of
+the marked steps; ``LogSchedule`` asks it whether a step is marked (the GD loop, whose last step
+is known), the flow walks it in order (its last step is not)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 
@@ -10,23 +13,17 @@ from collections.abc import Iterator
 class LogSchedule:
     def __init__(self, max_steps: int, every: int, per_decade: int) -> None:
         self.every = every
-        points: set[int] = {0, max_steps}
-        if per_decade > 0:
-            k = 0
-            while (step := round(10 ** (k / per_decade))) <= max_steps:
-                points.add(step)
-                k += 1
-        self.points = frozenset(points)
+        spaced = itertools.takewhile(lambda s: s <= max_steps, log_steps(None, per_decade))
+        self.points = frozenset({*spaced, max_steps})
 
     def due(self, step: int) -> bool:
         return step % self.every == 0 or step in self.points
 
 
 def log_steps(every: int | None, per_decade: int) -> Iterator[int]:
-    """The steps ``LogSchedule`` marks, in increasing order and without end: 0, then the next
-    multiple of ``every`` (None: no such multiples) or log-spaced step, whichever comes first
-    (for runs whose last step is not known in advance, such as a gradient flow stopped by its
-    loss)."""
+    """The marked steps in increasing order and without end: 0, then the next multiple of
+    ``every`` (None: no such multiples) or log-spaced step round(10^(k/per_decade)), whichever
+    comes first (``math.inf`` for ever once neither is left)."""
     step, k = 0, 0
     while True:
         yield step

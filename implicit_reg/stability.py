@@ -1,4 +1,4 @@
-"""Stability guard for gradient descent: the sharpness λ_max(∇²f) at the current factors.
+"""Stability guard for gradient descent: the sharpness λ_max(∇²f) of every run at its factors.
 
 Gradient descent with step η tracks the flow (seed eq. 1 → 2) only while η·λ_max < 2: past
 that, the step overshoots along the top curvature direction. On the deep factorization the
@@ -8,78 +8,116 @@ sharpness grows with the norms (≈ L·σ₁^{2−2/L}), so a fixed η that star
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from implicit_reg.factorization import DeepFactorization
+from implicit_reg import rng
+from implicit_reg.factorization import product
 from implicit_reg.problems import Problem
 
 
 def sharpness(
-    model: DeepFactorization, problem: Problem, iters: int, start: list[Tensor] | None = None
-) -> tuple[float, list[Tensor]]:
-    """λ_max(∇²f) at the model's factors by ``iters`` power-iteration steps on Hessian-vector
-    products (double backward), from ``start`` (the previous direction, so a few steps keep up
-    with a slowly turning one) or a fixed pseudo-random vector. Returns the Rayleigh quotient
-    vᵀ∇²f v of the unit iterate v (the eigenvalue of largest magnitude, which is the top one
-    away from saddles) and v."""
-    params = list(model.parameters())
+    problem: Problem, factors: list[Tensor], iters: int, start: list[Tensor] | None = None
+) -> tuple[Tensor, list[Tensor]]:
+    """λ_max(∇²f_k) of every run k at its factors ``(K, d_j, d_{j−1})`` by ``iters``
+    power-iteration steps on Hessian-vector products (double backward), from ``start`` (the
+    previous directions, so a few steps keep up with a slowly turning one) or a fixed
+    pseudo-random vector (the same for every run). The loss of the stack is a sum over runs, so
+    its Hessian is block diagonal and each run's iteration is its own. Returns the Rayleigh
+    quotients vᵀ∇²f v of the unit iterates ``(K,)`` (the eigenvalue of largest magnitude, which is
+    the top one away from saddles) and the iterates."""
+    params = [f.detach().clone().requires_grad_(True) for f in factors]
+    runs = params[0].shape[0]
     with torch.enable_grad():
-        grads = torch.autograd.grad(problem.loss(model()).sum(), params, create_graph=True)
+        grads = torch.autograd.grad(problem.loss(product(params)).sum(), params, create_graph=True)
         if start is None:
-            generator = torch.Generator().manual_seed(0)
-            start = [torch.randn(p.shape, generator=generator, dtype=p.dtype) for p in params]
-        v = [t.to(p.device, p.dtype) for t, p in zip(start, params, strict=True)]
-        value = 0.0
+            z = rng.normals(
+                torch.zeros(1, dtype=torch.int64), 0, sum(p[0].numel() for p in params), stream=1
+            )
+            parts = z.to(params[0].device, params[0].dtype).split(
+                [p[0].numel() for p in params], -1
+            )
+            start = [
+                t.view(1, *p.shape[1:]).expand_as(p) for t, p in zip(parts, params, strict=True)
+            ]
+        v = list(start)
+        value = torch.zeros(runs, dtype=params[0].dtype, device=params[0].device)
         for _ in range(iters):
-            norm = torch.sqrt(sum((t * t).sum() for t in v))
-            v = [t / norm for t in v]
+            v = _unit(v)
             hv = torch.autograd.grad(grads, params, grad_outputs=v, retain_graph=True)
-            value = float(sum((a * b).sum() for a, b in zip(v, hv, strict=True)))
+            value = sum(_per_run(a * b) for a, b in zip(v, hv, strict=True))
             v = [t.detach() for t in hv]
-    norm = torch.sqrt(sum((t * t).sum() for t in v))
-    return value, [t / norm for t in v]
+    return value.detach(), _unit(v)
+
+
+def _per_run(t: Tensor) -> Tensor:
+    return t.sum(tuple(range(1, t.dim())))
+
+
+def _unit(v: list[Tensor]) -> list[Tensor]:
+    norm = torch.sqrt(sum(_per_run(t * t) for t in v))
+    return [t / norm.view(-1, *[1] * (t.dim() - 1)) for t in v]
 
 
 class StabilityGuard:
-    """At each log of a gradient-descent run: logs ``stability/sharpness`` and
-    ``stability/lr_times_sharpness``; the first time lr × sharpness > 2 it warns and records the
-    step, and with ``on_unstable="stop"`` returns the status ``unstable``."""
+    """At each log of a gradient-descent run: ``stability/sharpness`` and
+    ``stability/lr_times_sharpness`` of every run; the first time a run's lr × sharpness > 2 its
+    step is recorded (and a warning given once), and with ``on_unstable="stop"`` ``check`` returns
+    the runs to stop with the status ``unstable``."""
 
     LIMIT = 2.0
 
-    def __init__(
-        self, model: DeepFactorization, problem: Problem, lr: float, iters: int, on_unstable: str
-    ) -> None:
-        self.model, self.problem, self.lr, self.iters = model, problem, lr, iters
-        self.on_unstable = on_unstable
+    def __init__(self, problem: Problem, lr: Tensor, iters: int, on_unstable: str) -> None:
+        self.problem, self.lr, self.iters, self.on_unstable = problem, lr, iters, on_unstable
         self.direction: list[Tensor] | None = None
-        self.unstable_at_step: int | None = None
-        self.max_lr_times_sharpness = 0.0
+        self.unstable_at_step = torch.full_like(lr, -1, dtype=torch.long)
+        self.max_lr_times_sharpness = torch.zeros_like(lr)
+        self.warned = False
 
-    def check(self, step: int) -> tuple[dict[str, float], str | None]:
-        value, self.direction = sharpness(self.model, self.problem, self.iters, self.direction)
-        product = self.lr * value
-        self.max_lr_times_sharpness = max(self.max_lr_times_sharpness, product)
-        status = None
-        if product > self.LIMIT:
-            if self.unstable_at_step is None:
-                self.unstable_at_step = step
-                warnings.warn(
-                    f"optim.lr={self.lr:g} × sharpness {value:.4g} = {product:.4g} > 2 at step "
-                    f"{step}: gradient descent no longer follows the gradient flow (lower "
-                    "optim.lr, or use optim=flow)",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-            if self.on_unstable == "stop":
-                status = "unstable"
-        scalars = {"stability/sharpness": value, "stability/lr_times_sharpness": product}
-        return scalars, status
+    def check(self, step: int, factors: list[Tensor]) -> tuple[dict[str, Tensor], Tensor | None]:
+        value, self.direction = sharpness(self.problem, factors, self.iters, self.direction)
+        product_ = self.lr * value
+        self.max_lr_times_sharpness = torch.fmax(self.max_lr_times_sharpness, product_)
+        over = product_ > self.LIMIT
+        first = over & (self.unstable_at_step < 0)
+        self.unstable_at_step.masked_fill_(first, step)
+        if not self.warned and bool(over.any()):
+            self.warned = True
+            k = int(over.nonzero()[0])
+            warnings.warn(
+                f"optim.lr={float(self.lr[k]):g} × sharpness {float(value[k]):.4g} = "
+                f"{float(product_[k]):.4g} > 2 at step {step} ({int(over.sum())} of {len(over)} "
+                "runs): gradient descent no longer follows the gradient flow (lower optim.lr, or "
+                "use optim=flow)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        scalars = {"stability/sharpness": value, "stability/lr_times_sharpness": product_}
+        return scalars, (over if self.on_unstable == "stop" else None)
 
-    def record(self) -> dict[str, int | float | None]:
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps, so that a resumed run logs the same sharpness."""
         return {
-            "unstable_at_step": self.unstable_at_step,
-            "max_lr_times_sharpness": self.max_lr_times_sharpness,
+            "direction": None if self.direction is None else [v.cpu() for v in self.direction],
+            "unstable_at_step": self.unstable_at_step.cpu(),
+            "max_lr_times_sharpness": self.max_lr_times_sharpness.cpu(),
+            "warned": self.warned,
+        }
+
+    def load(self, state: dict[str, Any]) -> None:
+        device = self.lr.device
+        direction = state["direction"]
+        self.direction = None if direction is None else [v.to(device) for v in direction]
+        self.unstable_at_step = state["unstable_at_step"].to(device)
+        self.max_lr_times_sharpness = state["max_lr_times_sharpness"].to(device)
+        self.warned = state["warned"]
+
+    def record(self) -> dict[str, Any]:
+        """A single run's ``unstable_at_step`` (None if never) and ``max_lr_times_sharpness``."""
+        step = int(self.unstable_at_step[0])
+        return {
+            "unstable_at_step": None if step < 0 else step,
+            "max_lr_times_sharpness": float(self.max_lr_times_sharpness[0]),
         }

@@ -1,13 +1,23 @@
-"""Shared helpers: configs composed through Hydra's compose API, runs into a temporary folder,
-and the 2×2 problem of seed eq. (9)."""
+"""The test harness: configs composed through Hydra's compose API (``compose_cfg``), runs in
+this process into a temporary folder (``train_run``), ``python train.py`` in a subprocess
+(``train_cli``) or in this process (``train_here``), and readers of a run folder.
+
+Tests that start subprocesses and take more than a few seconds are marked ``slow``;
+``make test`` runs them too, ``pytest -m "not slow"`` leaves them out."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
@@ -16,18 +26,70 @@ from implicit_reg.problems.matrix_completion import parse_entries
 from implicit_reg.run import run
 
 ROOT = Path(__file__).resolve().parents[1]
+REPO = ROOT
 CONFIGS = ROOT / "configs"
+QUIET = ("train.progress=false", "device=cpu")
+
+_spec = importlib.util.spec_from_file_location("train_script", ROOT / "train.py")
+train_script = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(train_script)
+train_script.main.__wrapped__.__module__ = "__main__"  # Hydra: configs/ beside train.py
+
+
+def config(*overrides: str) -> DictConfig:
+    """The train config with those overrides, as composed (no defaults added)."""
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIGS)):
+        return compose("train", overrides=list(overrides))
 
 
 def make_config(*overrides: str) -> DictConfig:
     """The train config with those overrides (no progress bar, on the CPU)."""
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIGS)):
-        return compose("train", overrides=["train.progress=false", "device=cpu", *overrides])
+    return config(*QUIET, *overrides)
+
+
+def train(*overrides: str, wait: bool = True) -> subprocess.Popen | subprocess.CompletedProcess:
+    """``python train.py overrides…`` from the repository root, quiet, on the CPU."""
+    flags = [o for o in overrides if o.startswith("-")]  # argparse wants -m before overrides
+    rest = [o for o in overrides if not o.startswith("-")]
+    cmd = [sys.executable, str(ROOT / "train.py"), *flags, *QUIET, *rest]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if wait:
+        return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+
+
+def train_here(monkeypatch: pytest.MonkeyPatch, *args: str) -> None:
+    """``python train.py args…`` in this process (no interpreter start-up)."""
+    monkeypatch.setattr(sys, "argv", ["train.py", *args])
+    train_script.main()
+
+
+def metrics(run_dir: Path) -> dict[str, Any]:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def factors(run_dir: Path) -> list[torch.Tensor]:
+    return torch.load(run_dir / "final.pt", weights_only=True)["factors"]
+
+
+def bitwise_equal(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+    return len(a) == len(b) and all(
+        x.dtype == y.dtype and torch.equal(x, y) for x, y in zip(a, b, strict=True)
+    )
 
 
 @pytest.fixture
-def make_cfg() -> Callable[..., DictConfig]:
+def compose_cfg() -> Callable[..., DictConfig]:
+    """``compose_cfg(*overrides)``: the quiet CPU config."""
     return make_config
+
+
+@pytest.fixture
+def train_cli() -> Callable[..., Any]:
+    """``train_cli(*overrides, wait=True)``: ``python train.py`` in a subprocess."""
+    return train
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT
 
 from implicit_reg.events import read_scalars
-from tests.conftest import ROOT
 
 COMMON_TAGS = {
     "loss/train",

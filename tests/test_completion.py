@@ -47,7 +47,7 @@ def test_random_low_rank_completion_finds_a_low_rank_fit(train_run) -> None:
         "problem.rank=1",
         "problem.observed=24",
         "model.depth=2",
-        "init.scale=1e-2",
+        "init.scale=1e-3",
         "optim.lr=0.05",
         "train.loss_tol=1e-6",
         "train.max_steps=20000",

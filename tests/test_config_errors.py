@@ -6,8 +6,8 @@ import re
 
 import pytest
 import torch
+from conftest import config, train_here
 from hydra.errors import ConfigCompositionException, MissingConfigException
-from robust_helpers import config, train_here
 
 from implicit_reg import run
 from implicit_reg.config import ConfigError, validate
@@ -39,7 +39,14 @@ CASES = [
     (["+model.wdith=4"], "model.wdith", "4", "a key of model: depth | width"),
     (["+train.max_step=5"], "train.max_step", "5", "a key of train: max_steps"),
     (["+problem.rnak=2"], "problem.rnak", "2", "a key of problem: name | kind"),
+    (["batch.seeds=0"], "batch.seeds", "0", "an integer ≥ 1"),
+    (["batch.lrs=[0.1,-1]"], "batch.lrs", "[0.1, -1.0]", "a non-empty list of finite numbers > 0"),
+    (["batch.init_scales=[]"], "batch.init_scales", "[]", "a non-empty list"),
+    (["batch.check_every=0"], "batch.check_every", "0", "an integer ≥ 1"),
+    (["batch.threads=0"], "batch.threads", "0", "an integer ≥ 1"),
+    (["optim=flow", "batch.seeds=2"], "optim.name", "'flow'", "gd for a batch of several runs"),
 ]
+SIZES = [(), ("batch.seeds=10000",)]  # a single run is a batch of one; and a batch of 10⁴
 
 
 @pytest.mark.parametrize(("overrides", "key", "value", "allowed"), CASES)
@@ -101,15 +108,33 @@ def test_schema_refuses_unknown_keys_and_wrong_types_at_composition(override, wo
         assert word in message
 
 
-def test_train_py_refuses_before_hydra_makes_the_run_folder(tmp_path, monkeypatch):
+@pytest.mark.parametrize("size", SIZES)
+def test_train_py_refuses_before_hydra_makes_the_run_folder(tmp_path, monkeypatch, size):
     with pytest.raises(SystemExit) as refused:
-        train_here(monkeypatch, "optim.lr=nan", f"hydra.run.dir={tmp_path / 'run'}")
+        train_here(monkeypatch, *size, "optim.lr=nan", f"hydra.run.dir={tmp_path / 'run'}")
     assert refused.value.code == "ConfigError: invalid config: optim.lr=nan — allowed: a number > 0"
     assert not (tmp_path / "run").exists()
 
 
-def test_a_refused_resume_leaves_the_runs_record_alone(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("batch.seeds=0", "batch.seeds=0 — allowed: an integer ≥ 1"),
+        ("batch.lrs=[0.1,-1]", "batch.lrs=[0.1, -1.0] — allowed: null or a non-empty list"),
+        ("batch.check_every=0", "batch.check_every=0 — allowed: an integer ≥ 1"),
+    ],
+)
+def test_a_bad_batch_key_is_refused_before_the_run_folder(tmp_path, monkeypatch, override, message):
+    with pytest.raises(SystemExit) as refused:
+        train_here(monkeypatch, override, f"hydra.run.dir={tmp_path / 'run'}")
+    assert f"ConfigError: invalid config: {message}" in str(refused.value.code)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_a_refused_resume_leaves_the_runs_record_alone(tmp_path, monkeypatch, size):
     short = (
+        *size,
         "device=cpu",
         "train.progress=false",
         "train.max_steps=10",

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import CONFIGS
 
 from implicit_reg.problems import build_problem
-from tests.conftest import CONFIGS
 
 OPTIONS = [
     (group.name, option.stem)
@@ -17,14 +17,14 @@ OPTIONS = [
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
-def test_every_config_option_composes(make_cfg, group: str, option: str) -> None:
-    cfg = make_cfg(f"{group}={option}")
+def test_every_config_option_composes(compose_cfg, group: str, option: str) -> None:
+    cfg = compose_cfg(f"{group}={option}")
     problem = build_problem(cfg.problem, torch.device("cpu"), torch.float64)
     assert problem.loss(torch.zeros(problem.shape, dtype=torch.float64)).item() > 0
 
 
-def test_default_is_the_papers_experiment(make_cfg) -> None:
-    cfg = make_cfg()
+def test_default_is_the_papers_experiment(compose_cfg) -> None:
+    cfg = compose_cfg()
     assert cfg.problem.name == "completion_2x2"
     assert cfg.model.depth == 3
     assert cfg.init.det == "positive"

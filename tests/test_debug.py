@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import torch
-from robust_helpers import REPO, config
+from conftest import REPO, config
 
 from implicit_reg import run
 
@@ -19,13 +19,13 @@ def test_debug_config_is_a_short_cpu_run_with_anomaly_detection(tmp_path, monkey
     cfg = config("debug=default", "problem=least_squares")  # wins over the preset's 100000 steps
     assert (cfg.device, cfg.train.max_steps, cfg.train.detect_anomaly) == ("cpu", 100, True)
     seen = []
-    real = run_module.gradient_descent
+    real = run_module.descend
 
     def spy(*args, **kwargs):
         seen.append(torch.is_anomaly_enabled())
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(run_module, "gradient_descent", spy)
+    monkeypatch.setattr(run_module, "descend", spy)
     result = run(cfg, tmp_path)
     assert seen == [True] and not torch.is_anomaly_enabled()
     assert result["steps"] == 100

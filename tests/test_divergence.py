@@ -7,12 +7,13 @@ import math
 
 import pytest
 import torch
-from robust_helpers import config, metrics, train
+from conftest import config, metrics, train
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from implicit_reg import run
-from implicit_reg.factorization import DeepFactorization
-from implicit_reg.optim import gradient_descent
+from implicit_reg.optim import descend
+from implicit_reg.optim.gd import Runs
+from implicit_reg.optim.steppers import MatmulStepper
 from implicit_reg.problems import MatrixCompletion
 from implicit_reg.schedule import LogSchedule
 
@@ -53,9 +54,11 @@ def test_diverging_least_squares_stops_at_the_first_non_finite_step(tmp_path):
     assert steps[-1] == k - 1 and steps == sorted(set(steps))
 
 
-def test_a_non_finite_factor_ends_the_run_even_where_the_product_hides_it():
+@pytest.mark.parametrize("check_every", [1, 4])
+def test_a_non_finite_factor_ends_the_run_even_where_the_product_hides_it(check_every):
     """∞ in a hidden unit that W_2 multiplies by zero: W = W_2 W_1 gets 0·∞ = NaN, so the loss
-    check sees it (no separate pass over the factors needed)."""
+    check sees it (no separate pass over the factors needed); the run is put back to its last
+    finite state, whatever the host-check interval."""
     problem = MatrixCompletion(
         torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=torch.float64),
         torch.tensor([[False, True], [True, True]]),
@@ -63,28 +66,33 @@ def test_a_non_finite_factor_ends_the_run_even_where_the_product_hides_it():
     )
     W1 = torch.tensor([[0.3, 0.1], [0.2, 0.4]], dtype=torch.float64)
     W2 = torch.tensor([[0.5, 0.0], [0.1, 0.0]], dtype=torch.float64)  # hidden unit 2 unused
-    model = DeepFactorization([W1, W2])
+    stepper = MatmulStepper([W1[None], W2[None]], problem)
+    runs = Runs.start(1, torch.device("cpu"))
     logged: list[int] = []
+    at_step_5: list[torch.Tensor] = []
 
-    def plant_infinity(step: int) -> None:
-        if step == 5:
-            model.factors[0].data[1, 1] = math.inf  # as if an update had overflowed
+    def plant_infinity(step: int, W: torch.Tensor, loss: torch.Tensor) -> None:
+        logged.append(step)
+        if step == 5:  # as if the update of step 5 had overflowed
+            at_step_5.extend(stepper.factors())
+            stepper.params[0].data[1, 1] = math.inf
 
-    outcome = gradient_descent(
-        model,
-        problem,
-        lr=0.1,
-        max_steps=100,
+    descend(
+        stepper,
+        torch.tensor([0.1], dtype=torch.float64),
+        runs,
+        max_steps=torch.tensor([100]),
         loss_tol=0.0,
-        schedule=LogSchedule(100, every=1000, per_decade=0),
-        on_log=lambda step, t, W: logged.append(step),
-        checkpoint_every=1,
-        on_checkpoint=plant_infinity,
+        schedule=LogSchedule(100, every=5, per_decade=0),
+        on_log=plant_infinity,
+        check_every=check_every,
     )
-    assert (outcome.status, outcome.steps) == ("diverged", 6)
-    assert logged == [0, 5]  # the scheduled step 0 and the last finite step
+    assert (runs.names(), runs.steps.tolist()) == (["diverged"], [6])
+    assert logged == [0, 5]  # nothing logged after the run stopped
+    assert all(torch.equal(a, b) for a, b in zip(stepper.factors(), at_step_5, strict=True))
 
 
+@pytest.mark.slow
 def test_a_sweep_goes_on_after_a_diverged_run(tmp_path):
     done = train(
         "-m", "problem=least_squares", f"optim.lr={LR},0.1", "train.max_steps=2000",

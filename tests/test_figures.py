@@ -6,10 +6,10 @@ from pathlib import Path
 
 import matplotlib.image
 import numpy as np
+from conftest import ROOT
 
 from implicit_reg.events import read_scalars
 from implicit_reg.figures import draw_all
-from tests.conftest import ROOT
 
 
 def assert_non_trivial_png(path: Path) -> None:
@@ -41,11 +41,19 @@ def test_completion_figures_from_short_runs(train_run, tmp_path: Path) -> None:
         assert_non_trivial_png(path)
 
 
-def test_each_run_logs_its_own_figure(train_run) -> None:
+def test_training_draws_nothing_and_the_figures_cli_draws_the_run_panel(train_run) -> None:
     _, out = train_run("train.loss_tol=0.5")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(out))
     events.Reload()
-    assert "figures/run" in events.Tags()["images"]
+    assert events.Tags()["images"] == []
     assert read_scalars(out)["loss/train"][1][-1] < 0.5
+    written = draw_all(out)
+    assert written[-1].name == "run.png"  # after the figures a single run supports
+    assert_non_trivial_png(written[0])
+    imports = subprocess.run(
+        [sys.executable, "-c", "import sys, implicit_reg.run; print('matplotlib' in sys.modules)"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert imports.stdout.strip() == "False"  # training does not even import matplotlib

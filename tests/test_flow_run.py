@@ -12,7 +12,7 @@ from conftest import make_config
 from implicit_reg import run
 from implicit_reg.config import ConfigError, validate
 from implicit_reg.det_sign import DetSignMonitor
-from implicit_reg.factorization import DeepFactorization, factor_shapes
+from implicit_reg.factorization import factor_shapes
 from implicit_reg.init import sample_factors
 from implicit_reg.problems import LeastSquares, MatrixCompletion, least_squares_data
 from implicit_reg.schedule import LogSchedule, log_steps
@@ -113,14 +113,14 @@ def test_sharpness_is_the_top_hessian_eigenvalue():
     the top eigenvalue of the dense Hessian."""
     X, y = least_squares_data(10, 40, torch.Generator().manual_seed(0))
     problem = LeastSquares(X, y)
-    model = DeepFactorization([torch.zeros(40, 1, dtype=torch.float64)])
-    value, _ = sharpness(model, problem, iters=300)
-    assert value == pytest.approx(2 * float(torch.linalg.matrix_norm(X, 2)) ** 2, rel=1e-8)
+    value, _ = sharpness(problem, [torch.zeros(1, 40, 1, dtype=torch.float64)], iters=300)
+    assert float(value[0]) == pytest.approx(
+        2 * float(torch.linalg.matrix_norm(X, 2)) ** 2, rel=1e-8
+    )
 
     factors = sample_factors("gaussian", 1.0, "any", factor_shapes(2, 2, 3, 2), seed=0)
     target = torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=torch.float64)
     completion = MatrixCompletion(target, target != 0, infimal_rank=1)
-    model = DeepFactorization(factors)
     flat = torch.cat([f.flatten() for f in factors])
     sizes = [f.numel() for f in factors]
 
@@ -129,8 +129,11 @@ def test_sharpness_is_the_top_hessian_eigenvalue():
         return completion.loss(parts[2] @ parts[1] @ parts[0])
 
     top = torch.linalg.eigvalsh(torch.autograd.functional.hessian(loss, flat))[-1]
-    value, _ = sharpness(model, completion, iters=300)
-    assert value == pytest.approx(float(top), rel=1e-6)
+    # a batch of runs: each run's own sharpness (the Hessian of the stack is block diagonal)
+    stacked = [torch.stack([f, 0.5 * f, f]) for f in factors]
+    value, _ = sharpness(completion, stacked, iters=300)
+    assert float(value[0]) == pytest.approx(float(top), rel=1e-6)
+    assert float(value[2]) == float(value[0]) and float(value[1]) != pytest.approx(float(top))
 
 
 def test_stability_guard_warns_and_stops(tmp_path):
@@ -141,8 +144,8 @@ def test_stability_guard_warns_and_stops(tmp_path):
     base = ["problem=least_squares", f"optim.lr={lr}", "train.max_steps=50", "train.log_every=5"]
     stopped = run(make_config(*base, "train.on_unstable=stop"), tmp_path / "stop")
     assert stopped["status"] == "unstable" and stopped["unstable_at_step"] == 0
-    assert stopped["stability/lr_times_sharpness"] == pytest.approx(3.0, rel=1e-3)
+    assert stopped["stability/lr_times_sharpness"] == pytest.approx(3.0, rel=1e-2)
     with pytest.warns(RuntimeWarning, match="sharpness"):
         warned = run(make_config(*base, "train.on_unstable=warn"), tmp_path / "warn")
     assert warned["status"] in ("max_steps", "diverged") and warned["unstable_at_step"] == 0
-    assert warned["max_lr_times_sharpness"] == pytest.approx(3.0, rel=1e-3)
+    assert warned["max_lr_times_sharpness"] == pytest.approx(3.0, rel=1e-2)

@@ -10,8 +10,8 @@ of its start). Gradient descent W_j ← W_j − η∂ℓ/∂W_j from the CLI's b
   overshoots (> 100 % of det W_j) because GD has unbalanced the factors (W₁W₁ᵀ − W₂ᵀW₂ grows
   by O(η²) a step; the flow conserves it): with balanced factors the same step would change
   det W_j by under 1 %; the step's η² det Δ_j term is negligible;
-- σ₂ at the crossing scales as η², the flip's flow time grows as η shrinks, and the imbalance
-  there scales as η: the signature of GD's O(η²)-per-step departure from the flow.
+- σ₂ at the crossing falls roughly as η², the flip's flow time grows as η shrinks, and the
+  imbalance there scales as η: the signature of GD's O(η²)-per-step departure from the flow.
 
 The GD here is written out for L = 2 in plain Python arithmetic, so the same code runs in
 float64 (Python floats) and in mpmath at 50 digits, from exactly the same init.
@@ -159,27 +159,32 @@ def test_the_flip_is_a_first_order_step_across_zero_of_an_unbalanced_factor() ->
 
 
 def test_flip_comes_later_with_smaller_steps_at_sigma2_of_order_lr_squared() -> None:
-    """float64, seed 1, lr 1e-2, 3e-3, 1e-3 (float64 flips at mpmath's step, previous test and
-    benchmarks/det_flip_vs_lr.py): the flip's flow time grows as lr shrinks, σ₂ at the flip
-    over lr² stays within a factor 2 (measured 3.0e-7 … 3.9e-7), and the imbalance there over lr
-    too. Rounding would flip at σ₂ ~ 1e-16·‖W‖ whatever the lr, and a flow that crossed would
-    cross at one flow time. Catches a rounding-made flip: in float32 (``num=np.float32``) the
-    flip comes earlier at lr 3e-3 than at 1e-2 (flow time 8.97 vs 9.26)."""
+    """float64, seeds 0–5, lr 1e-2, 3e-3, 1e-3 (float64 flips at mpmath's step: previous tests
+    and benchmarks/det_flip_vs_lr.py): for every seed the flip's flow time grows as lr shrinks
+    and the imbalance there over lr stays within a factor 2 (seen 0.107 … 0.108 for seed 1); the
+    median over seeds of σ₂ at the flip over lr² stays within a factor 4 (seen 0.85e-6 …
+    2.3e-6; a single seed's σ₂ depends on where in its last step the crossing falls, so only
+    the median is held to it). Rounding would flip at σ₂ ~ 1e-16·‖W‖ whatever the lr, and a
+    flow that crossed would cross at one flow time. Catches a rounding-made flip: in float32
+    (``num=np.float32``) the flip comes at nearly one flow time for every lr, not later."""
     lrs = (1e-2, 3e-3, 1e-3)
-    flips = [gd_until_flip(1, lr, float) for lr in lrs]
-    assert all(f.step is not None for f in flips)
-    times = [lr * f.step for lr, f in zip(lrs, flips, strict=True)]
-    assert times[0] < times[1] < times[2]
-    sigma2 = [float(singular_values(matmul(f.W2, f.W1))[1]) for f in flips]
-    per_lr2 = [s / lr**2 for s, lr in zip(sigma2, lrs, strict=True)]
-    assert max(per_lr2) < 2 * min(per_lr2)
-    per_lr = [float(imbalance(f.W1, f.W2)) / lr for f, lr in zip(flips, lrs, strict=True)]
-    assert max(per_lr) < 2 * min(per_lr)
+    per_lr2 = {lr: [] for lr in lrs}
+    for seed in range(6):
+        flips = [gd_until_flip(seed, lr, float) for lr in lrs]
+        assert all(f.step is not None for f in flips)
+        times = [lr * f.step for lr, f in zip(lrs, flips, strict=True)]
+        assert times[0] < times[1] < times[2]
+        per_lr = [float(imbalance(f.W1, f.W2)) / lr for f, lr in zip(flips, lrs, strict=True)]
+        assert max(per_lr) < 2 * min(per_lr)
+        for f, lr in zip(flips, lrs, strict=True):
+            per_lr2[lr].append(float(singular_values(matmul(f.W2, f.W1))[1]) / lr**2)
+    medians = [float(np.median(values)) for values in per_lr2.values()]
+    assert max(medians) < 4 * min(medians)
 
 
 def test_the_run_summary_says_when_det_changed_sign(train_run, caplog) -> None:
     """The issue's run through the CLI's code: the summary it logs has a ``det sign changed``
-    row at the first logged step at or after the reference's flip (step 1,313 here; the
+    row at the first logged step at or after the reference's flip (step 1,033 here; the
     monitor sees logged points only), and a summary without a change has no such row.
     Catches a summary that leaves the row out or shows another step."""
     flip = gd_until_flip(1, 1e-2, float).step

@@ -1,12 +1,31 @@
-"""Initialization: balancedness (Theorem 2's assumption), determinant sign, reproducibility."""
+"""Initialization: balancedness (Theorem 2's assumption), determinant sign, counter-based streams
+(run k of a batch is the single run with seed + k, bit for bit)."""
 
 import itertools
 
 import pytest
 import torch
 
+from implicit_reg import rng
 from implicit_reg.factorization import factor_shapes, product
-from implicit_reg.init import sample_factors
+from implicit_reg.init import balanced_split, sample_batch, sample_factors, svd_2x2
+
+
+def test_philox_known_answers() -> None:
+    """Random123's known-answer vectors for Philox4x32-10 (catches a wrong round or key step)."""
+    zero, ones = torch.zeros(1, dtype=torch.int64), torch.full((1,), 0xFFFFFFFF)
+    assert [int(w) for w in rng.philox([zero] * 4, [zero] * 2)] == [
+        0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8,
+    ]  # fmt: skip
+    assert [int(w) for w in rng.philox([ones] * 4, [ones] * 2)] == [
+        0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD,
+    ]  # fmt: skip
+
+
+def test_normals_are_standard_normal() -> None:
+    z = rng.normals(torch.arange(20000), 0, 5)
+    assert abs(float(z.mean())) < 0.02 and abs(float(z.std()) - 1) < 0.02
+    assert not torch.equal(z[0], z[1])  # different seeds, different numbers
 
 
 @pytest.mark.parametrize(
@@ -20,21 +39,51 @@ def test_balanced_init_is_balanced(rows: int, cols: int, depth: int, width: int)
         assert torch.allclose(upper.T @ upper, lower @ lower.T, atol=1e-15)
 
 
-def test_balanced_product_is_scaled_gaussian() -> None:
-    shapes = factor_shapes(3, 3, 3, 3)
+@pytest.mark.parametrize("size", [2, 3])
+def test_balanced_product_is_scaled_gaussian(size: int) -> None:
+    shapes = factor_shapes(size, size, 3, size)
     W = product(sample_factors("balanced", 0.1, "any", shapes, 4))
-    G = torch.randn(3, 3, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    G = rng.normals(torch.tensor([4]), 0, size * size).view(size, size)
     assert torch.allclose(W, 0.1**3 * G, rtol=1e-10)
+
+
+def test_closed_form_2x2_svd_is_an_svd() -> None:
+    W = rng.normals(torch.arange(1000), 0, 4).view(-1, 2, 2)
+    U, s, Vh = svd_2x2(W)
+    torch.testing.assert_close(U * s[:, None, :] @ Vh, W, rtol=0, atol=1e-14)
+    torch.testing.assert_close(s, torch.linalg.svdvals(W), rtol=0, atol=1e-14)
+    eye = torch.eye(2, dtype=torch.float64)
+    torch.testing.assert_close(U.mT @ U, eye.expand_as(U), rtol=0, atol=1e-15)
+    torch.testing.assert_close(Vh @ Vh.mT, eye.expand_as(Vh), rtol=0, atol=1e-15)
+    factors = balanced_split(W, factor_shapes(2, 2, 3, 2))
+    torch.testing.assert_close(product(factors), W, rtol=0, atol=1e-14)
 
 
 @pytest.mark.parametrize("kind", ["gaussian", "balanced"])
 @pytest.mark.parametrize("sign", ["positive", "negative"])
 def test_det_sign_is_resampled_until_it_matches(kind: str, sign: str) -> None:
-    for seed in range(10):
-        det = torch.linalg.det(
-            product(sample_factors(kind, 0.5, sign, factor_shapes(2, 2, 3, 2), seed))
-        )
-        assert (det > 0) if sign == "positive" else (det < 0)
+    shapes = factor_shapes(2, 2, 3, 2)
+    seeds = torch.arange(200)
+    factors = sample_batch(kind, torch.full((200,), 0.5, dtype=torch.float64), sign, shapes, seeds)
+    det = torch.linalg.det(product(factors))
+    assert bool(((det > 0) if sign == "positive" else (det < 0)).all())
+    # a run whose first draw had the sign keeps that draw
+    first = sample_batch(kind, torch.full((200,), 0.5, dtype=torch.float64), "any", shapes, seeds)
+    kept = torch.sign(torch.linalg.det(product(first))) == (1 if sign == "positive" else -1)
+    assert 50 < int(kept.sum()) < 150
+    for f, g in zip(factors, first, strict=True):
+        assert torch.equal(f[kept], g[kept]) and not torch.equal(f[~kept], g[~kept])
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "balanced", "identity"])
+def test_run_k_of_a_batch_is_the_single_run_with_seed_plus_k(kind: str) -> None:
+    shapes = factor_shapes(2, 2, 3, 2)
+    scales = torch.tensor([0.1, 0.2, 0.3] * 4, dtype=torch.float64)
+    seeds = 7 + torch.arange(12)
+    stacked = sample_batch(kind, scales, "positive", shapes, seeds)
+    for k in range(12):
+        alone = sample_factors(kind, float(scales[k]), "positive", shapes, 7 + k)
+        assert all(torch.equal(f[k], a) for f, a in zip(stacked, alone, strict=True))
 
 
 def test_identity_and_zero_inits() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from robust_helpers import bitwise_equal, config, factors, metrics, train
+from conftest import bitwise_equal, config, factors, metrics, train
 
 from implicit_reg import run
 from implicit_reg.factorization import factor_shapes

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from robust_helpers import metrics, train_here
+from conftest import metrics, train_here
 
 from implicit_reg.rundir import claim
 

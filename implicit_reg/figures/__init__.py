@@ -1,6 +1,8 @@
 """The paper's figures, drawn from a folder of runs: ``python -m implicit_reg.figures <folder>``.
 
 Each figure module has ``NAME``, ``supports(runs)`` (the runs it can use) and ``draw(runs)``.
+A folder that is one run also gets ``run.png``, the panel of its own curves (training draws
+nothing: the panel is drawn here, from the run's event file).
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from implicit_reg.figures import least_squares, norms, ranks, style, unobserved
+from implicit_reg.figures.run_panel import run_panel
 from implicit_reg.runs import find_runs
 
 FIGURES = (least_squares, norms, ranks, unobserved)
@@ -29,4 +32,11 @@ def draw_all(folder: Path, out: Path | None = None) -> list[Path]:
         fig.savefig(path, bbox_inches="tight")
         style.plt.close(fig)
         written.append(path)
+    if len(runs) == 1 and runs[0].folder == folder and "loss/train" in runs[0].scalars:
+        run = runs[0]
+        title = f"{run.cfg.problem.name}, depth {run.cfg.model.depth}: {run.metrics['status']}"
+        fig = run_panel(run.scalars, title)
+        fig.savefig(out / "run.png", bbox_inches="tight")
+        style.plt.close(fig)
+        written.append(out / "run.png")
     return written

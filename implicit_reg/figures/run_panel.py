@@ -1,4 +1,4 @@
-"""One run's curves in one figure, logged to its TensorBoard file at the end (``add_figure``)."""
+"""One run's curves in one figure: ``run.png`` of ``python -m implicit_reg.figures <run>``."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from implicit_reg.factorization import product
+from implicit_reg.factorization import chain_rule, product
 from implicit_reg.loss_gradient import loss_gradient
 from implicit_reg.problems import Problem
 
@@ -31,18 +31,8 @@ class FactorCoordinates:
 
     def field(self, y: Tensor) -> Tensor:
         """ẏ = −∇ℓ(y) (seed eq. 2): Ẇⱼ = −(W_L ⋯ W_{j+1})ᵀ ∇ℓ(W) (W_{j−1} ⋯ W_1)ᵀ."""
-        factors = self.unpack(y)
-        below, W = [], factors[0]  # below[j−1] = W_{j−1} ⋯ W_1 for j ≥ 2
-        for factor in factors[1:]:
-            below.append(W)
-            W = factor @ W
-        above = loss_gradient(self.problem, W)  # (W_L ⋯ W_{j+1})ᵀ ∇ℓ(W), from j = L down
-        rates = []
-        for j in range(len(factors) - 1, 0, -1):
-            rates.append(above @ below[j - 1].mT)
-            above = factors[j].mT @ above
-        rates.append(above)
-        return -torch.cat([rate.flatten() for rate in reversed(rates)])
+        _, rates = chain_rule(self.unpack(y), lambda W: loss_gradient(self.problem, W))
+        return -torch.cat([rate.flatten() for rate in rates])
 
     def factors(self, y: Tensor, shapes: list[tuple[int, int]]) -> list[Tensor]:
         return self.unpack(y)

@@ -20,7 +20,7 @@ import numpy as np
 
 from implicit_reg.optim.factor_flow import FactorCoordinates
 from implicit_reg.optim.svd_flow import ORTHONORMAL_RATE, SvdCoordinates
-from implicit_reg.problems import LeastSquares, MatrixCompletion, Problem
+from implicit_reg.problems import Problem
 
 STEP = 1e-100
 """The complex step h: far below the rounding of any entry of y, far above the smallest double."""
@@ -72,26 +72,9 @@ def numpy_flow(coordinates: object, problem: Problem) -> NumpyFlow | None:
 
 
 def _closed_form(problem: Problem) -> tuple[Gradient, Callable[[np.ndarray], float]] | None:
-    """(∇ℓ, ℓ) in NumPy: completion (seed eq. 7) ∇ℓ = (W − b) on Ω; least squares (seed eq. 4)
-    ∇ℓ = −2Xᵀ(y − XW)."""
-    if isinstance(problem, MatrixCompletion):
-        target, weight = problem.target.cpu().numpy(), problem.weight.cpu().numpy()
-
-        def completion_loss(W: np.ndarray) -> float:
-            residual = (W - target) * weight
-            return 0.5 * float(np.vdot(residual, residual))
-
-        return lambda W: (W - target) * weight, completion_loss
-    if isinstance(problem, LeastSquares):
-        X, y = problem.X.cpu().numpy(), problem.y.cpu().numpy()[:, None]
-        XtX2, Xty2 = 2 * X.T.dot(X), 2 * X.T.dot(y)
-
-        def least_squares_loss(W: np.ndarray) -> float:
-            residual = X.dot(W) - y
-            return float(np.vdot(residual, residual))
-
-        return lambda W: XtX2.dot(W) - Xty2, least_squares_loss
-    return None
+    """(∇ℓ, ℓ) in NumPy, from the problem (completion: seed eq. 7; least squares: eq. 4)."""
+    closed_form = getattr(problem, "numpy_closed_form", None)
+    return closed_form() if closed_form is not None else None
 
 
 class _FactorField:

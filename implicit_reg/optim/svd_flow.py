@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from implicit_reg import metrics
+from implicit_reg.init import balanced_factors
 from implicit_reg.loss_gradient import loss_gradient
 from implicit_reg.problems import Problem
 
@@ -128,22 +129,12 @@ class SvdCoordinates:
         return out
 
     def factors(self, y: Tensor, shapes: list[tuple[int, int]]) -> list[Tensor]:
-        """A balanced factorization of W(y): W_1 = diag(εᵢ|σᵢ|^{1/L}) Vᵀ, W_j = diag(|σᵢ|^{1/L}),
-        W_L = U diag(|σᵢ|^{1/L}), zero-padded to the hidden width (the factor flow's own factors
-        differ from these by rotations of the hidden spaces)."""
+        """A balanced factorization of W(y) (``init.balanced_factors``: W_1 = diag(|σᵢ|^{1/L})
+        diag(εᵢ) Vᵀ, W_j = diag(|σᵢ|^{1/L}), W_L = U diag(|σᵢ|^{1/L}), zero-padded to the hidden
+        width; the factor flow's own factors differ from these by rotations of the hidden
+        spaces)."""
         U, V, sigma = self.unpack(y)
-        root = sigma.abs().pow(1 / self.depth)
-        m, out = len(root), []
-        for j, shape in enumerate(shapes):
-            factor = torch.zeros(shape, dtype=y.dtype, device=y.device)
-            if j == 0:
-                factor[:m] = (self.eps * root)[:, None] * V.mT
-            elif j == len(shapes) - 1:
-                factor[:, :m] = U * root
-            else:
-                factor[:m, :m] = torch.diag(root)
-            out.append(factor)
-        return out
+        return balanced_factors(U, sigma.abs(), self.eps[:, None] * V.mT, shapes)
 
     def check(self, y: np.ndarray, t: float) -> None:
         """Track the smallest relative gap between the aᵢ = |σᵢ|^{2/L} = e^{2rᵢ/L}; warn once

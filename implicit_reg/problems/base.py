@@ -19,6 +19,10 @@ class Problem(Protocol):
         """The objective at W, one value per leading index."""
         ...
 
+    def gradient(self, W: Tensor) -> Tensor:
+        """∇ℓ(W) in closed form, one per leading index (the opt-in fused step, the flow)."""
+        ...
+
     def scalars(self, W: Tensor, flow_time: float, W0: Tensor | None) -> dict[str, Tensor]:
         """Problem-specific TensorBoard scalars. ``W0`` is the start when W follows its own flow
         (depth 1), else None."""

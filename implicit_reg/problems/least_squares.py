@@ -6,6 +6,9 @@ minimum-L2-norm solution pinv(X) y (seed Section 3).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -28,6 +31,23 @@ class LeastSquares:
     def loss(self, W: Tensor) -> Tensor:
         residual = self.X @ W - self.y.unsqueeze(-1)
         return residual.square().sum((-2, -1))
+
+    def gradient(self, W: Tensor) -> Tensor:
+        """∇ℓ(β) = −2Xᵀ(y − Xβ) (seed eq. 4), per leading run index."""
+        return 2 * self.X.mT @ (self.X @ W - self.y.unsqueeze(-1))
+
+    def numpy_closed_form(
+        self,
+    ) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], float]]:
+        """(∇ℓ, ℓ) on one float64 ``ndarray`` W, for the flow's NumPy right-hand side."""
+        X, y = self.X.cpu().numpy(), self.y.cpu().numpy()[:, None]
+        XtX2, Xty2 = 2 * X.T.dot(X), 2 * X.T.dot(y)
+
+        def loss(W: np.ndarray) -> float:
+            residual = X.dot(W) - y
+            return float(np.vdot(residual, residual))
+
+        return lambda W: XtX2.dot(W) - Xty2, loss
 
     def scalars(self, W: Tensor, flow_time: float, W0: Tensor | None) -> dict[str, Tensor]:
         beta = W[..., 0]

@@ -5,8 +5,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -34,9 +35,37 @@ class MatrixCompletion:
             (int(i), int(j)) for i, j in (~self.mask).nonzero().tolist()
         ]
         self.tracked = self.unobserved[:max_tracked]
+        self.observed: list[tuple[int, int]] = [
+            (int(i), int(j)) for i, j in self.mask.nonzero().tolist()
+        ]
 
     def loss(self, W: Tensor) -> Tensor:
         return 0.5 * ((W - self.target) * self.weight).square().sum((-2, -1))
+
+    def entry_loss(self, W: list[list[Tensor]]) -> Tensor:
+        """ℓ from W given entry by entry (``W[i][j]`` a ``(runs,)`` vector), summed over Ω in
+        row-major order: the entry-wise step's loss, with no stacking of W."""
+        terms = [(W[i][j] - float(self.target[i, j])).square() for i, j in self.observed]
+        total = terms[0]
+        for term in terms[1:]:
+            total = total + term
+        return 0.5 * total
+
+    def gradient(self, W: Tensor) -> Tensor:
+        """∇ℓ(W) = P_Ω(W − b) (seed eq. 7), per leading run index."""
+        return (W - self.target) * self.weight
+
+    def numpy_closed_form(
+        self,
+    ) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], float]]:
+        """(∇ℓ, ℓ) on one float64 ``ndarray`` W, for the flow's NumPy right-hand side."""
+        target, weight = self.target.cpu().numpy(), self.weight.cpu().numpy()
+
+        def loss(W: np.ndarray) -> float:
+            residual = (W - target) * weight
+            return 0.5 * float(np.vdot(residual, residual))
+
+        return lambda W: (W - target) * weight, loss
 
     def test_loss(self, W: Tensor) -> Tensor:
         """½ Σ over the unobserved entries against the ground truth (when it is known)."""

@@ -1,0 +1,199 @@
+"""Speed of the one engine (issue 10), measured side by side in one invocation:
+
+1. one run, per step: the single-run loop as it was before the engine (kept below as
+   ``old_single_run_loop``: 2-D factors, ``loss.item()`` every step, ``_foreach_add_``) against
+   the engine's loop on a batch of one (``descend`` + ``MatmulStepper``), same start,
+   same steps, alternated ``--repeats`` times (median µs per step);
+2. many runs: 2×2 completion, depth 3, ``--runs`` × ``--steps`` (loss_tol 0, so every run takes
+   every step), in the engine's loop with each stepper (batched ``@``, entry by entry, the fused
+   hand-written gradient), and end to end: ``python train.py batch.seeds=<runs> …`` as a process
+   (start-up, init, logging, runs.csv included), run-steps per second of the whole process;
+3. init: ``sample_batch`` of ``--inits`` balanced starts with det > 0.
+
+``--compile`` adds the entry-wise loss under ``torch.compile`` (compile time included).
+
+    python benchmarks/engine_speed.py                       # CPU, the numbers in RESULTS.md
+    python benchmarks/engine_speed.py --device cuda --dtype float32 --runs 1000000 \
+        --steps 10000 --compile                             # GPU (also --runs 10000000)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from implicit_reg.factorization import DeepFactorization, factor_shapes  # noqa: E402
+from implicit_reg.init import sample_batch  # noqa: E402
+from implicit_reg.optim.gd import Runs, descend  # noqa: E402
+from implicit_reg.optim.steppers import EntryStepper, FusedStepper, MatmulStepper  # noqa: E402
+from implicit_reg.problems import MatrixCompletion  # noqa: E402
+from implicit_reg.problems.matrix_completion import parse_entries  # noqa: E402
+from implicit_reg.schedule import LogSchedule  # noqa: E402
+
+SHAPES = factor_shapes(2, 2, 3, 2)
+
+
+def problem(device: torch.device, dtype: torch.dtype) -> MatrixCompletion:
+    target, mask = parse_entries([[None, 1.0], [1.0, 0.0]])
+    return MatrixCompletion(target.to(device, dtype), mask.to(device), infimal_rank=1)
+
+
+def starts(runs: int, device: torch.device, dtype: torch.dtype) -> list[torch.Tensor]:
+    scales = torch.full((runs,), 1e-2, dtype=torch.float64, device=device)
+    seeds = torch.arange(runs, device=device)
+    return [f.to(dtype) for f in sample_batch("balanced", scales, "positive", SHAPES, seeds)]
+
+
+def old_single_run_loop(model: DeepFactorization, prob, lr: float, steps: int) -> None:
+    """The GD loop of ``implicit_reg/optim/gd.py`` before the engine, without its logging and
+    checkpoint hooks (a log every 1000 steps costs the same on both sides)."""
+    params = list(model.parameters())
+    for step in range(steps + 1):
+        W = model()
+        loss = prob.loss(W).sum()
+        value = loss.item()
+        if not math.isfinite(value) or value < 0.0 or step == steps:
+            break
+        grads = torch.autograd.grad(loss, params)
+        with torch.no_grad():
+            torch._foreach_add_(params, grads, alpha=-lr)
+
+
+def engine_loop(stepper, runs: int, lr: float, steps: int, device, dtype, check_every=100):
+    descend(
+        stepper,
+        torch.full((runs,), lr, dtype=dtype, device=device),
+        Runs.start(runs, device),
+        max_steps=torch.full((runs,), steps, dtype=torch.long, device=device),
+        loss_tol=0.0,
+        schedule=LogSchedule(steps, every=10**9, per_decade=0),
+        on_log=lambda step, W, loss: None,
+        check_every=check_every,
+    )
+
+
+def issue_reference_loop(factors: list[torch.Tensor], lr: float, steps: int) -> None:
+    """The issue's hand-written reference for 2×2, depth 3: each factor entry a vector over the
+    runs, only the three observed entries of W, eager autograd, ``_foreach_add_``; no stopping,
+    no logging (what the engine's ``EntryStepper`` is measured against)."""
+    params = [e.clone().requires_grad_(True) for f in factors for e in f.flatten(1).T]
+    for _ in range(steps):
+        a, b, c, d, e, f, g, h, i, j, k, m = params
+        p00, p01, p10, p11 = e * a + f * c, e * b + f * d, g * a + h * c, g * b + h * d
+        w01, w10, w11 = i * p01 + j * p11, k * p00 + m * p10, k * p01 + m * p11
+        loss = 0.5 * ((w01 - 1) ** 2 + (w10 - 1) ** 2 + w11**2)
+        grads = torch.autograd.grad(loss.sum(), params)
+        with torch.no_grad():
+            torch._foreach_add_(params, grads, alpha=-lr)
+
+
+def timed(fn) -> float:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - started
+
+
+def single_run(args, device, dtype) -> None:
+    prob, start = problem(device, dtype), starts(1, device, dtype)
+    old, new = [], []
+    for _ in range(args.repeats):  # alternated, so load changes hit both alike
+        model = DeepFactorization([f[0] for f in start])
+        old.append(timed(lambda m=model: old_single_run_loop(m, prob, 0.01, args.single_steps)))
+        stepper = MatmulStepper(start, prob)
+        new.append(
+            timed(lambda s=stepper: engine_loop(s, 1, 0.01, args.single_steps, device, dtype))
+        )
+    old_us = statistics.median(old) / args.single_steps * 1e6
+    new_us = statistics.median(new) / args.single_steps * 1e6
+    print(f"\n## One run, {args.single_steps} steps, median of {args.repeats} (µs per step)\n")
+    print("| loop | µs/step |\n|---|---:|")
+    print(f"| before the engine (2-D, `loss.item()` every step) | {old_us:.1f} |")
+    print(f"| engine, batch of one | {new_us:.1f} |")
+    print(f"| **ratio engine / before** | **{new_us / old_us:.3f}** |")
+
+
+def many_runs(args, device, dtype) -> None:
+    prob = problem(device, dtype)
+    print(f"\n## {args.runs} runs × {args.steps} steps, {args.dtype} (run-steps/s)\n")
+    print("| path | run-steps/s |\n|---|---:|")
+    steppers = {
+        "batched `@` (MatmulStepper)": MatmulStepper,
+        "entry by entry (EntryStepper, the default here)": EntryStepper,
+        "fused gradient (FusedStepper)": FusedStepper,
+    }
+    for name, cls in steppers.items():
+        stepper = cls(starts(args.runs, device, dtype), prob)
+        seconds = timed(
+            lambda s=stepper: engine_loop(s, args.runs, 0.01, args.steps, device, dtype)
+        )
+        print(f"| loop, {name} | {args.runs * args.steps / seconds:.3g} |")
+    start = starts(args.runs, device, dtype)
+    seconds = timed(lambda: issue_reference_loop(start, 0.01, args.steps))
+    print(f"| the issue's reference step alone (entry by entry, no stopping) | "
+          f"{args.runs * args.steps / seconds:.3g} |")  # fmt: skip
+    if args.compile:  # the loss (forward and, through AOTAutograd, backward) compiled
+        stepper = EntryStepper(starts(args.runs, device, dtype), prob)
+        stepper.problem = SimpleNamespace(entry_loss=torch.compile(prob.entry_loss))
+        seconds = timed(lambda: engine_loop(stepper, args.runs, 0.01, args.steps, device, dtype))
+        print(f"| loop, entry by entry, compiled loss (compile included) | "
+              f"{args.runs * args.steps / seconds:.3g} |")  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [
+            sys.executable, str(ROOT / "train.py"), f"hydra.run.dir={tmp}", f"device={args.device}",
+            f"dtype={args.dtype}", f"batch.seeds={args.runs}", f"train.max_steps={args.steps}",
+            "train.loss_tol=0", "train.progress=false",
+        ]  # fmt: skip
+        seconds = timed(lambda: subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True))
+        metrics = json.loads((Path(tmp) / "metrics.json").read_text())
+    print(f"| end to end, `python train.py batch.seeds={args.runs}` (whole process) | "
+          f"{metrics['gradient_evaluations'] / seconds:.3g} |")  # fmt: skip
+    print(f"| … its training loop alone (metrics.json `run_steps_per_s`) | "
+          f"{metrics['run_steps_per_s']:.3g} |")  # fmt: skip
+
+
+def init_speed(args, device) -> None:
+    scales = torch.full((args.inits,), 1e-2, dtype=torch.float64, device=device)
+    seeds = torch.arange(args.inits, device=device)
+    seconds = timed(lambda: sample_batch("balanced", scales, "positive", SHAPES, seeds))
+    print(f"\n## Init: {args.inits} balanced 2×2 depth-3 starts, det > 0: {seconds:.2f} s\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float64", choices=["float32", "float64"])
+    parser.add_argument("--runs", type=int, default=10_000)
+    parser.add_argument("--steps", type=int, default=5000)
+    parser.add_argument("--single-steps", type=int, default=5000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--inits", type=int, default=1_000_000)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (batch.threads)")
+    parser.add_argument("--compile", action="store_true", help="also torch.compile the loss")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} thread(s)")
+    single_run(args, device, dtype)
+    many_runs(args, device, dtype)
+    init_speed(args, device)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""How a stack of runs computes its loss and takes a gradient step: the same arithmetic per run,
+laid out for the size at hand. Every stepper holds the factors of K runs, evaluates ℓ_k at them
+(seed eqs. 3/7 on W = W_L ⋯ W_1, eq. 8) with the gradient, and takes x ← x − η_k ∇ℓ_k (eq. 1).
+
+- ``MatmulStepper``: factors ``(K, d_j, d_{j−1})``, batched ``@``, autograd. Any size; a single
+  run (K = 1) is fastest here.
+- ``EntryStepper``: each entry of each factor a ``(K,)`` vector, products written out entry by
+  entry, autograd. For small matrices and many runs: on 2×2 factors a batched ``@`` of tiny
+  matrices is mostly overhead, while each op here is one long vectorized loop.
+- ``FusedStepper`` (``batch.fused=true``): the same layout, gradient by hand from the problem's
+  closed-form ∇ℓ (``Problem.gradient``) and the chain rule ∂ℓ/∂W_j = (W_L⋯W_{j+1})ᵀ ∇ℓ
+  (W_{j−1}⋯W_1)ᵀ; tested against autograd.
+
+The loss of the stack is the sum of the runs' losses, so run k's gradient is its own: runs never
+mix, and a non-finite run cannot reach the others. On the CPU the three give the same bits for
+2×2 factors (a batched ``@`` of tiny matrices sums its products in order, as written out here).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+from implicit_reg.factorization import chain_rule, product
+from implicit_reg.problems import Problem
+
+ENTRY_MAX_SIZE = 16
+"""``EntryStepper`` for factors of at most this many entries (4×4)."""
+ENTRY_MIN_RUNS = 64
+"""... and at least this many runs (below, per-op overhead decides, and ``@`` has fewer ops)."""
+
+
+class Stepper(Protocol):
+    def loss(self) -> Tensor:
+        """ℓ_k at the current factors ``(K,)``; keeps ∇ℓ_k for ``step``."""
+        ...
+
+    def step(self, lr: Tensor | float) -> None:
+        """x_k ← x_k − lr_k ∇ℓ_k(x_k) with the gradient of the last ``loss()`` (a float: one
+        run's lr)."""
+        ...
+
+    def end_to_end(self) -> Tensor:
+        """W_k at the factors of the last ``loss()``, ``(K, rows, cols)``."""
+        ...
+
+    def factors(self) -> list[Tensor]:
+        """Copies of the factors, ``(K, d_j, d_{j−1})`` each."""
+        ...
+
+    def load(self, factors: list[Tensor], runs: Tensor | None = None) -> None:
+        """Set the factors of the runs where ``runs`` (bool ``(K,)``) is True, or of all."""
+        ...
+
+
+def make_stepper(
+    factors: list[Tensor], problem: Problem, fused: bool = False, entries: bool | None = None
+) -> Stepper:
+    """The stepper for these factors ``(K, d_j, d_{j−1})``: ``FusedStepper`` if ``fused``, else
+    ``EntryStepper`` for small factors and many runs (``entries`` forces the choice)."""
+    if fused:
+        return FusedStepper(factors, problem)
+    if entries is None:
+        small = max(f.shape[1] * f.shape[2] for f in factors) <= ENTRY_MAX_SIZE
+        entries = small and factors[0].shape[0] >= ENTRY_MIN_RUNS
+    return (EntryStepper if entries else MatmulStepper)(factors, problem)
+
+
+class MatmulStepper:
+    """Factors ``(K, d_j, d_{j−1})``; a single run holds them 2-D, as plain matrices (a 2-D
+    product is the fastest step there; BLAS may fuse its multiply-adds, so it can round an ulp
+    away from a batched one)."""
+
+    def __init__(self, factors: list[Tensor], problem: Problem) -> None:
+        self.problem = problem
+        self.single = factors[0].shape[0] == 1
+        self.params = [
+            (f[0] if self.single else f).detach().clone().requires_grad_(True) for f in factors
+        ]
+        self._grads: tuple[Tensor, ...] = ()
+        self._W = torch.empty(0)
+
+    def _runs(self, t: Tensor) -> Tensor:
+        return t.unsqueeze(0) if self.single else t
+
+    def loss(self) -> Tensor:
+        W = product(self.params)
+        loss = self.problem.loss(W)
+        self._grads = torch.autograd.grad(loss.sum(), self.params)
+        self._W = W  # made into (K, rows, cols) only when asked: most steps never look at it
+        return self._runs(loss.detach())
+
+    def step(self, lr: Tensor | float) -> None:
+        # p + (−1)·(g·lr_k): per run the rounding of p − lr·g
+        with torch.no_grad():
+            if isinstance(lr, float):  # one run's scalar lr: one op fewer
+                torch._foreach_add_(self.params, self._grads, alpha=-lr)
+            else:
+                lr = lr.view(1, 1) if self.single else lr.view(-1, 1, 1)
+                torch._foreach_addcmul_(
+                    self.params, self._grads, [lr] * len(self.params), value=-1.0
+                )
+
+    def end_to_end(self) -> Tensor:
+        return self._runs(self._W.detach())
+
+    def factors(self) -> list[Tensor]:
+        return [self._runs(p.detach()).clone() for p in self.params]
+
+    def load(self, factors: list[Tensor], runs: Tensor | None = None) -> None:
+        with torch.no_grad():
+            for p, f in zip(self.params, factors, strict=True):
+                f = f[0] if self.single else f
+                if runs is not None:
+                    f = torch.where(runs.view(1, 1) if self.single else runs.view(-1, 1, 1), f, p)
+                p.copy_(f)
+
+
+class EntryStepper:
+    """Factor j as a list of its entries, ``entries[j][a][b]`` of shape ``(K,)``."""
+
+    def __init__(self, factors: list[Tensor], problem: Problem) -> None:
+        self.problem = problem
+        self.shapes = [tuple(f.shape[1:]) for f in factors]
+        self.params = [
+            e.clone().requires_grad_(True) for f in factors for e in f.detach().flatten(1).T
+        ]
+        self._grads: tuple[Tensor, ...] = ()
+        self._entries: Tensor | list[list[Tensor]] = torch.empty(0)
+
+    def _matrices(self, flat: list[Tensor]) -> list[list[list[Tensor]]]:
+        out, i = [], 0
+        for rows, cols in self.shapes:
+            out.append([flat[i + a * cols : i + (a + 1) * cols] for a in range(rows)])
+            i += rows * cols
+        return out
+
+    def loss(self) -> Tensor:
+        factors = self._matrices(self.params)
+        W = factors[0]
+        for A in factors[1:]:  # W ← A W, entry by entry
+            W = [
+                [_dot([A[a][c] for c in range(len(W))], [W[c][b] for c in range(len(W))])
+                 for b in range(len(W[0]))]
+                for a in range(len(A))
+            ]  # fmt: skip
+        entry_loss = getattr(self.problem, "entry_loss", None)
+        if entry_loss is not None:
+            loss = entry_loss(W)
+            self._entries = [[e.detach() for e in row] for row in W]
+        else:
+            stacked = torch.stack([torch.stack(row, -1) for row in W], -2)
+            loss = self.problem.loss(stacked)
+            self._entries = stacked.detach()
+        # an entry the loss never sees (W_11 at depth 1) has gradient 0
+        self._grads = torch.autograd.grad(loss.sum(), self.params, materialize_grads=True)
+        return loss.detach()
+
+    def step(self, lr: Tensor | float) -> None:
+        lr = torch.as_tensor(lr, dtype=self.params[0].dtype, device=self.params[0].device)
+        with torch.no_grad():
+            torch._foreach_addcmul_(self.params, self._grads, [lr] * len(self.params), value=-1.0)
+
+    def end_to_end(self) -> Tensor:
+        if isinstance(self._entries, list):
+            self._entries = torch.stack([torch.stack(row, -1) for row in self._entries], -2)
+        return self._entries
+
+    def factors(self) -> list[Tensor]:
+        flat = torch.stack([p.detach() for p in self.params], -1)
+        out, i = [], 0
+        for rows, cols in self.shapes:
+            out.append(flat[:, i : i + rows * cols].reshape(-1, rows, cols).clone())
+            i += rows * cols
+        return out
+
+    def load(self, factors: list[Tensor], runs: Tensor | None = None) -> None:
+        values = [e for f in factors for e in f.flatten(1).T]
+        with torch.no_grad():
+            for p, v in zip(self.params, values, strict=True):
+                p.copy_(v if runs is None else torch.where(runs, v, p))
+
+
+def _dot(left: list[Tensor], right: list[Tensor]) -> Tensor:
+    """Σ_c left_c · right_c, summed in order (as a batched ``@`` of small matrices does)."""
+    total = left[0] * right[0]
+    for a, b in zip(left[1:], right[1:], strict=True):
+        total = total + a * b
+    return total
+
+
+class FusedStepper:
+    """Factors ``(K, d_j, d_{j−1})``; gradient by the chain rule (``factorization.chain_rule``,
+    which the factor flow uses too) from the problem's closed-form ∇ℓ."""
+
+    def __init__(self, factors: list[Tensor], problem: Problem) -> None:
+        self.problem = problem
+        self.params = [f.detach().clone() for f in factors]
+        self._grads: list[Tensor] = []
+        self._W = torch.empty(0)
+
+    def loss(self) -> Tensor:
+        self._W, self._grads = chain_rule(self.params, self.problem.gradient)
+        return self.problem.loss(self._W)
+
+    def step(self, lr: Tensor | float) -> None:
+        lr = torch.as_tensor(lr, dtype=self.params[0].dtype, device=self.params[0].device)
+        lr = lr.view(-1, 1, 1)
+        torch._foreach_addcmul_(self.params, self._grads, [lr] * len(self.params), value=-1.0)
+
+    def end_to_end(self) -> Tensor:
+        return self._W
+
+    def factors(self) -> list[Tensor]:
+        return [p.clone() for p in self.params]
+
+    def load(self, factors: list[Tensor], runs: Tensor | None = None) -> None:
+        for p, f in zip(self.params, factors, strict=True):
+            p.copy_(f if runs is None else torch.where(runs.view(-1, 1, 1), f, p))

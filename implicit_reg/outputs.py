@@ -1,0 +1,183 @@
+"""What a finished (or interrupted) training process writes besides TensorBoard: for one run,
+``metrics.json`` and ``final.pt`` (README § "What each run writes"); for a batch, also
+``runs.csv``, one row per run, written in chunks (README § "Batched runs")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from torch import Tensor
+
+from implicit_reg import artifacts, hparams
+from implicit_reg.batch import Grid
+from implicit_reg.logger import TensorBoardLogger, quantiles, write_scalars
+from implicit_reg.optim.gd import DIVERGED, STATUSES, Runs
+from implicit_reg.problems import Problem
+
+RUN_COLUMNS = ("run", "seed", "init_scale", "lr", "status", "steps", "flow_time")
+CSV_CHUNK = 65536
+
+
+def final_state(factors: list[Tensor], W: Tensor, problem: Problem) -> dict[str, Any]:
+    """What a single run's ``final.pt`` holds: the factors [W_1, …, W_L], the end-to-end matrix
+    (or β) and the data (run 0 of the stacked ``factors`` and ``W``)."""
+    W = W[0].detach().cpu()
+    end_to_end = {"beta": W[:, 0]} if "X" in problem.data() else {"W": W}
+    return {"factors": [f[0].detach().cpu() for f in factors], **end_to_end, **problem.data()}
+
+
+def single_run(
+    cfg: DictConfig,
+    out_dir: Path,
+    logger: TensorBoardLogger,
+    runs: Runs,
+    lr: Tensor,
+    factors: list[Tensor],
+    W: Tensor,
+    problem: Problem,
+    wall_time: float,
+    device: torch.device,
+    interrupted: bool,
+    record: dict[str, Any],
+) -> dict[str, Any]:
+    """Close the logger (with the HParams), write ``final.pt``; return ``metrics.json``'s dict."""
+    steps = int(runs.steps[0])
+    status = "interrupted" if interrupted else runs.names()[0]
+    result: dict[str, Any] = {
+        **logger.last,
+        "status": status,
+        "steps": steps,
+        "flow_time": float(lr[0]) * steps,
+        "gradient_evaluations": steps,
+        "wall_time_s": wall_time,
+        "device": str(device),
+        "seed": int(cfg.seed),
+        **record,
+    }
+    hparams.record(logger.writer, hparams.of(cfg, status), result)
+    logger.close()
+    if not interrupted:
+        artifacts.save_torch(out_dir / "final.pt", final_state(factors, W, problem))
+    return result
+
+
+def batch(
+    cfg: DictConfig,
+    out_dir: Path,
+    logger: TensorBoardLogger,
+    grid: Grid,
+    runs: Runs,
+    lr: Tensor,
+    factors: list[Tensor],
+    W: Tensor,
+    values: dict[str, Tensor],
+    problem: Problem,
+    wall_time: float,
+    device: torch.device,
+    interrupted: bool,
+) -> dict[str, Any]:
+    """Log the final quantiles and the tracked runs' final values and HParams, write
+    ``runs.csv`` and ``final.pt``; return ``metrics.json``'s dict."""
+    names = runs.names()
+    counts = {s: names.count(s) for s in STATUSES}
+    kept = runs.status != DIVERGED
+    final_step = int(runs.steps.max())
+    aggregate = {
+        **quantiles(values, kept),
+        **{f"batch/{s}": float(n) for s, n in counts.items()},
+    }
+    write_scalars(logger.writer, final_step, aggregate)
+    stops = runs.steps.tolist()
+    for k, writer in logger.tracked.items():
+        final = {tag: float(v[k]) for tag, v in values.items()}
+        if names[k] == "converged":
+            write_scalars(writer, stops[k], final)
+        run_hparams = hparams.of(cfg, names[k])
+        run_hparams.update(
+            {
+                "seed": int(grid.seeds[k]),
+                "init.scale": float(grid.init_scales[k]),
+                "optim.lr": float(grid.lrs[k]),
+            }
+        )
+        hparams.record(writer, run_hparams, final)
+    logger.close()
+    common = names[0] if len(set(names)) == 1 else "mixed"
+    run_steps = int(runs.steps.sum())
+    result: dict[str, Any] = {
+        **aggregate,
+        "status": "interrupted" if interrupted else common,
+        "runs": len(grid),
+        **{f"runs/{s}": n for s, n in counts.items() if s != "running" or n},
+        "steps": final_step,
+        "flow_time": float((lr * runs.steps).max()),
+        "gradient_evaluations": run_steps,
+        "run_steps_per_s": run_steps / wall_time,
+        "wall_time_s": wall_time,
+        "device": str(device),
+        "seed": int(cfg.seed),
+    }
+    write_runs_csv(out_dir / "runs.csv", grid, runs, lr, values)
+    if not interrupted:
+        artifacts.save_torch(
+            out_dir / "final.pt",
+            {
+                "factors": [f.detach().cpu() for f in factors],
+                "W": W.detach().cpu(),
+                "seed": grid.seeds,
+                "init_scale": grid.init_scales,
+                "lr": lr.cpu(),
+                "status": names,
+                "steps": runs.steps.cpu(),
+                **problem.data(),
+            },
+        )
+    return result
+
+
+def batch_line(result: dict[str, Any], out_dir: Path) -> str:
+    """The line printed at the end of a batch."""
+    counts = ", ".join(f"{s} {result[f'runs/{s}']}" for s in STATUSES if f"runs/{s}" in result)
+    return (
+        f"{result['runs']} runs in {result['wall_time_s']:.2f} s "
+        f"({result['run_steps_per_s']:.3g} run-steps/s): {counts} → {out_dir}"
+    )
+
+
+def write_runs_csv(
+    path: Path, grid: Grid, runs: Runs, lr: Tensor, values: dict[str, Tensor]
+) -> None:
+    """One row per run: its seed, init scale, lr, status, steps, flow time and final scalars
+    (``repr``, empty where non-finite), ``CSV_CHUNK`` rows at a time."""
+    tags = list(values)
+
+    def write(f: Any) -> None:
+        f.write(",".join([*RUN_COLUMNS, *tags]) + "\n")
+        for lo in range(0, len(grid), CSV_CHUNK):
+            part = slice(lo, lo + CSV_CHUNK)
+            steps = runs.steps[part].cpu()
+            columns = [
+                map(str, range(lo, lo + len(steps))),
+                map(str, grid.seeds[part].tolist()),
+                _floats(grid.init_scales[part]),
+                _floats(grid.lrs[part]),
+                (STATUSES[c] for c in runs.status[part].tolist()),
+                map(str, steps.tolist()),
+                _floats(lr[part].double().cpu() * steps),
+                *(_floats(values[t][part]) for t in tags),
+            ]
+            f.write("\n".join(map(",".join, zip(*columns, strict=True))) + "\n")
+
+    artifacts.atomic_write(path, write)
+
+
+def _floats(x: Tensor) -> list[str]:
+    """``repr`` of each value as a Python float, '' where not finite."""
+    x = x.double().cpu()
+    out = list(map(repr, x.tolist()))
+    for i in (~torch.isfinite(x)).nonzero().view(-1).tolist():
+        out[i] = ""
+    return out
