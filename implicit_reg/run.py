@@ -26,6 +26,7 @@ from implicit_reg.init import sample_batch
 from implicit_reg.interrupt import StopRequest
 from implicit_reg.logger import TensorBoardLogger
 from implicit_reg.optim import descend, flow_from_config
+from implicit_reg.optim.flow import reference_step
 from implicit_reg.optim.gd import CONVERGED, DIVERGED, MAX_STEPS, RUNNING, UNSTABLE, Runs
 from implicit_reg.optim.steppers import make_stepper
 from implicit_reg.problems import build_problem
@@ -239,7 +240,11 @@ def _flow(
     """``optim=flow``: one run integrated by a stiff solver, logged and written like GD's."""
     model = DeepFactorization([f[0] for f in start])
     logger = TensorBoardLogger(out_dir, 1)
-    progress = Progress(cfg.train.max_steps, 0.0, cfg.train.progress, single=True)
+    # decades of loss toward train.loss_tol; else reference steps toward train.max_time
+    span = cfg.train.max_steps
+    if cfg.train.max_time is not None:
+        span = reference_step(cfg.train.max_time, cfg.optim.lr)
+    progress = Progress(span, cfg.train.loss_tol, cfg.train.progress, single=True)
     det_sign = DetSignMonitor()
 
     def on_log(step: int, flow_time: float, W: Tensor, exact: dict[str, Tensor] | None = None):
