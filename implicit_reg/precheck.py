@@ -1,6 +1,7 @@
-"""A Hydra callback that validates a run's config before Hydra creates its folder or writes
-``.hydra/`` there: a refused config leaves no folder behind. ``run`` validates again (for the
-compose API); ``implicit_reg.run_folder`` checks the folder itself.
+"""A Hydra callback that validates a run's config (its values, then ``implicit_reg.limits``)
+before Hydra creates its folder or writes ``.hydra/`` there: a refused config leaves no folder
+behind. ``run`` validates again (for the compose API); ``implicit_reg.run_folder`` checks the
+folder itself.
 
 Hydra turns an exception in a callback into a warning, so a refusal exits here (status 1, the
 ``ConfigError`` message on stderr)."""
@@ -14,6 +15,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict, read_write
 
+from implicit_reg import limits
 from implicit_reg.config import ConfigError, validate
 
 
@@ -24,5 +26,6 @@ class RefuseBadConfig(Callback):
             del job["hydra"]
         try:
             validate(job)
+            limits.check(job)
         except ConfigError as error:
             sys.exit(f"{type(error).__name__}: {error}")

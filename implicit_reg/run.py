@@ -16,7 +16,7 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from implicit_reg import artifacts, batch, checkpoint, hparams, outputs, run_folder, scalars
+from implicit_reg import artifacts, batch, checkpoint, hparams, limits, outputs, run_folder, scalars
 from implicit_reg.config import problem_shape, validate
 from implicit_reg.det_sign import DetSignMonitor
 from implicit_reg.device import resolve_device, resolve_dtype
@@ -50,6 +50,7 @@ SUMMARY_KEYS = (
 def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Train every run of ``cfg`` into ``out_dir``; return what ``metrics.json`` holds."""
     validate(cfg)
+    limits.check(cfg)
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.batch.threads or threads)
     try:
