@@ -43,8 +43,13 @@ _held: dict[Path, int] = {}
 """Folders whose lock this process holds, with the lock file's descriptor."""
 
 
-class FolderRefused(ValueError):
-    """A run folder that this config may not run in; the message is one line naming it."""
+class FolderRefused(ConfigError):
+    """A run folder that this config may not run in; the message is one line naming it. A
+    ``ConfigError``, so that a sweep logs a refused job in one line, as it logs a bad config."""
+
+    def __init__(self, message: str) -> None:
+        ValueError.__init__(self, message)
+        self.key = "hydra.run.dir"
 
 
 @dataclass
@@ -225,5 +230,5 @@ class HoldRunFolder(Callback):
             check(path, job)  # refuse before the lock file is made
             if lock(path):
                 check(path, job)  # again under the lock: another process may have written
-        except (FolderRefused, ConfigError) as error:
+        except ConfigError as error:
             sys.exit(f"{type(error).__name__}: {error}")
