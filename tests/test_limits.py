@@ -10,6 +10,7 @@ from conftest import config, train_here
 from implicit_reg import limits
 from implicit_reg.config import ConfigError
 
+SHORT = ("device=cpu", "train.progress=false", "train.max_steps=20")
 CASES = [
     # (overrides, start of the message, words of the "allowed" part)
     (["model.depth=10000"], "init.scale=0.01", "0.01^10000 = 1e-20000, which underflows to 0"),
@@ -29,7 +30,7 @@ def test_train_py_refuses_before_the_run_folder_exists(
     tmp_path, monkeypatch, overrides, start, words
 ):
     with pytest.raises(SystemExit) as refused:
-        train_here(monkeypatch, *overrides, "device=cpu", f"hydra.run.dir={tmp_path / 'run'}")
+        train_here(monkeypatch, *overrides, *SHORT, f"hydra.run.dir={tmp_path / 'run'}")
     message = str(refused.value.code)
     assert message.startswith(f"ConfigError: invalid config: {start}") and words in message
     assert "\n" not in message
@@ -40,6 +41,9 @@ def test_the_limits_hold_at_their_edges():
     limits.check(config("model.depth=150", "init.scale=0.01"))  # 1e-300: a normal float64
     with pytest.raises(ConfigError, match="underflows"):
         limits.check(config("model.depth=155", "init.scale=0.01"))
+    with pytest.raises(ConfigError, match="overflow"):  # W(0) ~ 1e200 is finite, its loss is not
+        limits.check(config("model.depth=1", "init.scale=1e200"))
+    limits.check(config("model.depth=1", "init.scale=1e150"))
     limits.check(config("seed=9223372036854775807"))
 
 

@@ -56,10 +56,17 @@ def test_a_finished_flow_run_is_not_overwritten_by_gradient_descent(tmp_path, mo
     flow = ("optim=flow", "train.max_steps=50", "model.depth=2", *QUIET)
     train_here(monkeypatch, *flow, f"hydra.run.dir={tmp_path}")
     before = snapshot(tmp_path)
-    for rerun in [("train.max_steps=50", "model.depth=2"), ("optim=flow", "train.max_steps=50")]:
+    reruns = {
+        ("train.max_steps=50", "model.depth=2"): "optim.name='gd' (the run's: 'flow')",
+        ("optim=flow", "train.max_steps=50"): "model.depth=3 (the run's: 2)",
+    }
+    for rerun, words in reruns.items():
         with pytest.raises(SystemExit) as refused:
             train_here(monkeypatch, *QUIET, *rerun, f"hydra.run.dir={tmp_path}")
-        assert str(refused.value.code).startswith(f"FolderRefused: {tmp_path} holds ")
+        message = str(refused.value.code)
+        assert (
+            message.startswith(f"FolderRefused: {tmp_path} holds another run") and words in message
+        )
     with pytest.raises(SystemExit) as refused:  # flow writes no checkpoint: nothing to extend
         train_here(monkeypatch, *flow, "train.extend=true", f"hydra.run.dir={tmp_path}")
     assert "without checkpoint.pt: it cannot be extended" in str(refused.value.code)
@@ -82,6 +89,16 @@ def test_a_corrupt_checkpoint_is_refused_naming_the_file(tmp_path, monkeypatch, 
     assert snapshot(tmp_path) == before
     with pytest.raises(FolderRefused, match="is corrupt"):  # the compose API too
         run(config(*SHORT), tmp_path)
+    assert snapshot(tmp_path) == before
+
+
+def test_an_unfinished_run_resumes_only_with_its_own_config(tmp_path, monkeypatch, size):
+    train_here(monkeypatch, *SHORT, *size, f"hydra.run.dir={tmp_path}")
+    (tmp_path / "metrics.json").unlink()  # as if killed after its last checkpoint
+    before = snapshot(tmp_path)
+    with pytest.raises(SystemExit) as refused:
+        train_here(monkeypatch, *SHORT, *size, "init.scale=0.1", f"hydra.run.dir={tmp_path}")
+    assert "these keys differ: init.scale=0.1 (the run's: 0.01)" in str(refused.value.code)
     assert snapshot(tmp_path) == before
 
 
