@@ -176,3 +176,17 @@ def test_a_second_process_is_refused_and_a_killed_ones_lock_does_not_block(tmp_p
     assert resumed.returncode == 0, resumed.stderr
     assert metrics(tmp_path)["steps"] == step + 100
     assert f"resuming {tmp_path} from step {step:,}" in resumed.stderr + resumed.stdout
+
+
+@pytest.mark.slow
+def test_a_refusal_is_one_line_and_exit_status_1_in_a_real_process(
+    tmp_path, monkeypatch, train_cli
+):
+    train_here(monkeypatch, *SHORT, f"hydra.run.dir={tmp_path}")
+    before = snapshot(tmp_path)
+    for rerun in [("optim.lr=0.02",), ("model.depth=10000",)]:
+        refused = train_cli(*SHORT, *rerun, f"hydra.run.dir={tmp_path}")
+        assert refused.returncode == 1
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].split(":")[0] in ("FolderRefused", "ConfigError")
+        assert snapshot(tmp_path) == before
