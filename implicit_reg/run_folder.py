@@ -101,6 +101,8 @@ def inspect(path: Path) -> Folder:
     if metrics_path.exists():
         try:
             metrics = json.loads(metrics_path.read_text())
+            if not isinstance(metrics, dict):
+                raise ValueError("not a JSON object")
         except (OSError, ValueError):
             raise FolderRefused(
                 f"{metrics_path} is corrupt; nothing was changed: move it away to go on"

@@ -102,6 +102,19 @@ def test_an_unfinished_run_resumes_only_with_its_own_config(tmp_path, monkeypatc
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.parametrize("damage", [b"", b'{"status": "conv', b"[1, 2]"])
+def test_a_corrupt_metrics_json_is_refused_naming_the_file(tmp_path, monkeypatch, damage):
+    train_here(monkeypatch, *SHORT, f"hydra.run.dir={tmp_path}")
+    (tmp_path / "metrics.json").write_bytes(damage)
+    before = snapshot(tmp_path)
+    with pytest.raises(SystemExit) as refused:
+        train_here(monkeypatch, *SHORT, "train.extend=true", f"hydra.run.dir={tmp_path}")
+    assert str(refused.value.code).startswith(
+        f"FolderRefused: {tmp_path / 'metrics.json'} is corrupt"
+    )
+    assert snapshot(tmp_path) == before
+
+
 def test_run_refuses_a_finished_run_in_its_folder(tmp_path, size):
     """What a sweep job's run path sees: ``run`` itself refuses, with no file changed."""
     run(config(*SHORT, *size), tmp_path)
