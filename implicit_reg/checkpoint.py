@@ -23,7 +23,7 @@ from implicit_reg.config import ConfigError
 
 FILE = "checkpoint.pt"
 SAME_RUN_KEYS = (
-    "problem", "model", "init", "optim", "seed", "dtype",
+    "problem", "model", "init", "optim", "flow", "seed", "dtype",
     "batch.seeds", "batch.init_scales", "batch.lrs", "batch.fused",
 )  # fmt: skip
 """Config keys that fix the trajectory: a checkpoint only resumes a run that agrees on them

@@ -17,7 +17,7 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from implicit_reg import artifacts, batch, checkpoint, hparams, outputs, scalars
+from implicit_reg import artifacts, batch, checkpoint, hparams, limits, outputs, run_folder, scalars
 from implicit_reg.config import problem_shape, validate
 from implicit_reg.det_sign import DetSignMonitor
 from implicit_reg.device import resolve_device, resolve_dtype
@@ -52,15 +52,17 @@ SUMMARY_KEYS = (
 def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Train every run of ``cfg`` into ``out_dir``; return what ``metrics.json`` holds."""
     validate(cfg)
+    limits.check(cfg)
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.batch.threads or threads)
     try:
-        return _train(cfg, out_dir)
+        with run_folder.hold(out_dir, cfg) as folder:  # one run a folder, locked while it goes
+            return _train(cfg, out_dir, folder)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+def _train(cfg: DictConfig, out_dir: Path, folder: run_folder.Folder) -> dict[str, Any]:
     grid = batch.grid(cfg)
     single = len(grid) == 1
     rows, cols = problem_shape(cfg.problem)
@@ -78,7 +80,7 @@ def _train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     W0 = product(start) if cfg.model.depth == 1 else None  # depth 1: W has its own flow
     lr = grid.lrs.to(device, dtype)
     if cfg.optim.name == "flow":  # one run, adaptive: no checkpoints, no resume
-        return _flow(cfg, out_dir, problem, start, W0, device)
+        return _flow(cfg, out_dir, problem, start, W0, device, folder)
     stepper = make_stepper(start, problem, fused=cfg.batch.fused)
     runs = Runs.start(len(grid), device)
     resumed = checkpoint.resume(out_dir, cfg)  # same folder: go on from its checkpoint
@@ -194,7 +196,7 @@ def _train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             interrupted, {**det_sign.record(), **(guard.record() if guard is not None else {})},
         )  # fmt: skip
         result.update({"signal": stop.name} if stop.name is not None else {})
-        artifacts.write_json(out_dir / "metrics.json", result)
+        folder.write_metrics(cfg, result)
         log.info("\n%s", summary(result, out_dir))
         return result
     values = scalars.compute_runs(problem, W, lr * runs.steps, W0, cfg.train.max_tracked)
@@ -203,7 +205,7 @@ def _train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         device, interrupted,
     )  # fmt: skip
     result.update({"signal": stop.name} if stop.name is not None else {})
-    artifacts.write_json(out_dir / "metrics.json", result)
+    folder.write_metrics(cfg, result)
     log.info("%s", outputs.batch_line(result, out_dir))
     return result
 
@@ -236,6 +238,7 @@ def _flow(
     start: list[Tensor],
     W0: Tensor | None,
     device: torch.device,
+    folder: run_folder.Folder,
 ) -> dict[str, Any]:
     """``optim=flow``: one run integrated by a stiff solver, logged and written like GD's."""
     model = DeepFactorization([f[0] for f in start])
@@ -283,7 +286,7 @@ def _flow(
         result["signal"] = stop.name
     hparams.record(logger.writer, hparams.of(cfg, outcome.status), result)
     logger.close()
-    artifacts.write_json(out_dir / "metrics.json", result)
+    folder.write_metrics(cfg, result)
     if outcome.status != "interrupted":
         W = product(factors)
         artifacts.save_torch(out_dir / "final.pt", outputs.final_state(factors, W, problem))

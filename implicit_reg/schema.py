@@ -70,6 +70,7 @@ class TrainSchema:
     max_time: Optional[float] = None
     on_unstable: str = "warn"
     sharpness_iters: int = 20
+    extend: bool = False
 
 
 @dataclass

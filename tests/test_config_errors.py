@@ -145,6 +145,6 @@ def test_a_refused_resume_leaves_the_runs_record_alone(tmp_path, monkeypatch, si
     with pytest.raises(SystemExit) as refused:
         train_here(monkeypatch, *short, "seed=3")
     assert str(refused.value.code).startswith(
-        "ConfigError: invalid config: seed=3 — allowed: 0, as in"
+        f"FolderRefused: {tmp_path} holds another run; these keys differ: seed=3 (the run's: 0)"
     )
     assert (tmp_path / ".hydra" / "config.yaml").read_text() == record

@@ -15,8 +15,8 @@ from conftest import bitwise_equal, config, factors, metrics, train
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from implicit_reg import checkpoint, run
-from implicit_reg.config import ConfigError
 from implicit_reg.interrupt import StopRequest
+from implicit_reg.run_folder import FolderRefused
 
 STEPS = 4000
 BASE = (
@@ -120,10 +120,12 @@ def test_resume_refuses_a_different_run_and_extends_a_finished_one(tmp_path, bat
     )  # fmt: skip
     run(config(*base, "train.max_steps=300"), tmp_path)
     with pytest.raises(
-        ConfigError, match=r"optim\.lr=0\.02 — allowed: 0\.01, as in the checkpoint"
+        FolderRefused, match=r"these keys differ: optim\.lr=0\.02 \(the run's: 0\.01\)"
     ):
-        run(config(*base, "train.max_steps=300", "optim.lr=0.02"), tmp_path)
-    extended = run(config(*base, "train.max_steps=600"), tmp_path)
+        run(config(*base, "train.max_steps=600", "optim.lr=0.02", "train.extend=true"), tmp_path)
+    with pytest.raises(FolderRefused, match="holds a finished run"):  # extending is explicit
+        run(config(*base, "train.max_steps=600"), tmp_path)
+    extended = run(config(*base, "train.max_steps=600", "train.extend=true"), tmp_path)
     straight = run(config(*base, "train.max_steps=600"), tmp_path / "straight")
     assert extended["steps"] == 600
     assert bitwise_equal(factors(tmp_path), factors(tmp_path / "straight"))

@@ -1,0 +1,109 @@
+"""Limits a config must respect to run at all, checked before any folder exists: seeds that fit
+int64, an initial product ``init.scale^model.depth`` that the dtype can hold, and the memory the
+requested runs need (README § "Robustness").
+
+The memory estimate was calibrated on the CPU by measuring the peak resident memory of
+``train.py`` (``train.max_steps=20``): the default 2×2 depth-3 problem took 418 MiB for one run,
+712 MiB for 10⁵ runs and 2378 MiB for 10⁶ (1.85 kB a run of 12 factor entries), and one run of
+width 1000 and 3000 took 580 and 1315 MiB (96 bytes a factor entry: about twelve float64 copies
+of the factors between the init, the stepper, its gradients, the host checks' snapshot, the
+checkpoint and ``final.pt``)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from implicit_reg import batch
+from implicit_reg.config import ConfigError, problem_shape
+from implicit_reg.device import DTYPES, resolve_device
+from implicit_reg.factorization import factor_shapes
+
+SEED_MAX = 2**63 - 1
+"""Seeds are int64 (the init's counter-based stream is keyed by them)."""
+BYTES_PER_ENTRY = 96
+"""Memory per factor entry of every run (measured; see the module docstring)."""
+BYTES_PER_RUN = 768
+"""Memory per run besides its factors: steps, status, losses, quantile and ``runs.csv`` buffers."""
+BASE_BYTES = 450 << 20
+"""The process before any run: Python, torch, TensorBoard."""
+
+
+def check(cfg: DictConfig) -> None:
+    """Raise ``ConfigError`` on the first limit a validated ``cfg`` breaks."""
+    _seeds(cfg)
+    _product_scale(cfg)
+    rows, cols = problem_shape(cfg.problem)
+    _memory(cfg, factor_shapes(rows, cols, cfg.model.depth, cfg.model.width or min(rows, cols)))
+
+
+def _seeds(cfg: DictConfig) -> None:
+    runs = batch.values(cfg)[0]
+    if cfg.seed + runs - 1 > SEED_MAX:
+        raise ConfigError(
+            "seed", cfg.seed, f"an integer in [0, 2**63 − {runs}] with batch.seeds={runs}"
+        )
+    if cfg.problem.seed > SEED_MAX:
+        raise ConfigError("problem.seed", cfg.problem.seed, "an integer in [0, 2**63 − 1]")
+
+
+def _product_scale(cfg: DictConfig) -> None:
+    """``init.scale^model.depth`` sets the size of W(0): below the dtype's smallest normal number
+    it is 0 (every gradient vanishes), and above the square root of its largest the loss is
+    infinite."""
+    if cfg.init.kind == "zero":
+        return
+    info = torch.finfo(DTYPES[cfg.dtype])
+    low, high = math.log10(info.tiny), math.log10(info.max) / 2
+    listed = cfg.get("batch") is not None and cfg.batch.get("init_scales") is not None
+    key = "batch.init_scales" if listed else "init.scale"
+    depth = cfg.model.depth
+    for scale in batch.values(cfg)[1]:
+        exponent = depth * math.log10(scale)
+        if not low <= exponent <= high:
+            what = "underflows to 0" if exponent < low else "makes the loss overflow"
+            raise ConfigError(
+                key,
+                scale,
+                f"init.scale^model.depth in [1e{low:.0f}, 1e{high:.0f}] in {cfg.dtype} "
+                f"(here {scale:g}^{depth} = 1e{exponent:.0f}, which {what})",
+            )
+
+
+def estimate_bytes(runs: int, shapes: list[tuple[int, int]]) -> int:
+    """Memory the runs need while training, the process itself not included."""
+    entries = sum(r * c for r, c in shapes)
+    return runs * (entries * BYTES_PER_ENTRY + BYTES_PER_RUN)
+
+
+def available_host_bytes() -> int | None:
+    """``MemAvailable`` of ``/proc/meminfo`` (None where there is no such file)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _memory(cfg: DictConfig, shapes: list[tuple[int, int]]) -> None:
+    runs, entries = batch.size(cfg), sum(r * c for r, c in shapes)
+    need = estimate_bytes(runs, shapes)
+    device = resolve_device(cfg.device, runs * entries)
+    limits = [("host", available_host_bytes(), need + BASE_BYTES)]
+    if device.type == "cuda":
+        limits.append(("GPU", torch.cuda.mem_get_info()[0], need))
+    for where, have, want in limits:
+        if have is not None and want > have:
+            key = "batch.seeds" if runs > 1 else "model.width"
+            value = batch.values(cfg)[0] if runs > 1 else cfg.model.width
+            raise ConfigError(
+                key,
+                value,
+                f"what fits in {where} memory: {runs:,} run(s) of {entries:,} factor entries "
+                f"need about {want / 2**30:.1f} GiB, {have / 2**30:.1f} GiB is available",
+            )

@@ -1,0 +1,60 @@
+"""Configs that cannot run (seeds past int64, an initial product that under- or overflows, more
+memory than the machine has) are refused by ``train.py`` before any folder exists, in one line
+naming the key, the value and what is allowed."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import config, train_here
+
+from implicit_reg import limits
+from implicit_reg.config import ConfigError
+
+SHORT = ("device=cpu", "train.progress=false", "train.max_steps=20")
+CASES = [
+    # (overrides, start of the message, words of the "allowed" part)
+    (["model.depth=10000"], "init.scale=0.01", "0.01^10000 = 1e-20000, which underflows to 0"),
+    (["init.scale=1e200"], "init.scale=1e+200", "1e+200^3 = 1e600, which makes the loss overflow"),
+    (["dtype=float32", "init.scale=1e-20"], "init.scale=1e-20", "in float32"),
+    (["batch.init_scales=[0.1,1e-150]"], "batch.init_scales=1e-150", "underflows to 0"),
+    (["model.width=50000"], "model.width=50000", "what fits in host memory"),
+    (["batch.seeds=1000000000"], "batch.seeds=1000000000", "GiB is available"),
+    (["seed=99999999999999999999"], "seed=99999999999999999999", "[0, 2**63 − 1]"),
+    (["seed=9223372036854775807", "batch.seeds=2"], "seed=", "2**63 − 2] with batch.seeds=2"),
+    (["problem.seed=9223372036854775808"], "problem.seed=", "[0, 2**63 − 1]"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "start", "words"), CASES)
+def test_train_py_refuses_before_the_run_folder_exists(
+    tmp_path, monkeypatch, overrides, start, words
+):
+    with pytest.raises(SystemExit) as refused:
+        train_here(monkeypatch, *overrides, *SHORT, f"hydra.run.dir={tmp_path / 'run'}")
+    message = str(refused.value.code)
+    assert message.startswith(f"ConfigError: invalid config: {start}") and words in message
+    assert "\n" not in message
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_limits_hold_at_their_edges():
+    limits.check(config("model.depth=150", "init.scale=0.01"))  # 1e-300: a normal float64
+    with pytest.raises(ConfigError, match="underflows"):
+        limits.check(config("model.depth=155", "init.scale=0.01"))
+    with pytest.raises(ConfigError, match="overflow"):  # W(0) ~ 1e200 is finite, its loss is not
+        limits.check(config("model.depth=1", "init.scale=1e200"))
+    limits.check(config("model.depth=1", "init.scale=1e150"))
+    limits.check(config("seed=9223372036854775807"))
+
+
+def test_the_memory_limit_prints_the_estimate_and_what_is_available(monkeypatch):
+    runs, shapes = 10**6, [(2, 2)] * 3
+    need = limits.estimate_bytes(runs, shapes)
+    assert need == runs * (12 * limits.BYTES_PER_ENTRY + limits.BYTES_PER_RUN)
+    monkeypatch.setattr(limits, "available_host_bytes", lambda: need)
+    with pytest.raises(ConfigError) as refused:
+        limits.check(config(f"batch.seeds={runs}", "device=cpu"))
+    assert "batch.seeds=1000000" in str(refused.value)
+    assert f"need about {(need + limits.BASE_BYTES) / 2**30:.1f} GiB" in str(refused.value)
+    monkeypatch.setattr(limits, "available_host_bytes", lambda: need + limits.BASE_BYTES)
+    limits.check(config(f"batch.seeds={runs}", "device=cpu"))
