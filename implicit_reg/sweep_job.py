@@ -4,7 +4,8 @@ sweep goes on (a single run still raises, so the command exits non-zero).
 A job whose folder already holds a finished run (a sweep run again into its own folder, to
 finish the jobs an interruption left) is kept as it is, byte for byte: it is not run again, and
 Hydra does not rewrite its ``.hydra/`` record (``hydra.output_subdir`` resolves through
-``record_subdir``, ``configs/hydra/default.yaml``).
+``record_subdir``, ``configs/hydra/default.yaml``). A job that ``run_folder`` refuses (its
+folder holds an unfinished run of another config) writes nothing into that folder.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from torch.utils.tensorboard import SummaryWriter
 from implicit_reg import artifacts, hparams
 from implicit_reg.config import ConfigError
 from implicit_reg.run import run
+from implicit_reg.run_folder import FolderRefused
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,9 @@ def run_job(cfg: DictConfig, out_dir: Path, *, multirun: bool) -> dict[str, Any]
     started = time.perf_counter()
     try:
         return run(cfg, out_dir)
+    except FolderRefused as error:  # another run's folder: leave every file of it as it is
+        log.error("job refused: %s; the sweep goes on", error)
+        return {"status": "refused", "error": str(error)}
     except Exception as error:
         if isinstance(error, ConfigError):
             log.error("job failed: %s; the sweep goes on", error)

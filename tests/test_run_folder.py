@@ -14,6 +14,7 @@ from conftest import config, metrics, train_here
 
 from implicit_reg import checkpoint, run
 from implicit_reg.run_folder import FolderRefused
+from implicit_reg.sweep_job import run_job
 
 QUIET = ("train.progress=false", "device=cpu")
 SHORT = (*QUIET, "train.max_steps=200", "train.loss_tol=0", "train.checkpoint_every=0")
@@ -203,3 +204,18 @@ def test_a_refusal_is_one_line_and_exit_status_1_in_a_real_process(
         lines = refused.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].split(":")[0] in ("FolderRefused", "ConfigError")
         assert snapshot(tmp_path) == before
+
+
+def test_a_refused_sweep_job_writes_nothing_into_the_folder(tmp_path, monkeypatch):
+    """A sweep job whose folder holds an unfinished run of another config is refused and the
+    sweep goes on, with every file of that folder as it was (``sweep_job.run_job``; its
+    ``train.log`` may gain the line saying why).
+    Catches: the job wrapper recording the refusal as ``status: failed`` over the run's files."""
+    train_here(monkeypatch, *SHORT, f"hydra.run.dir={tmp_path}")
+    (tmp_path / "metrics.json").unlink()  # as if killed after its last checkpoint
+    before = snapshot(tmp_path)
+    result = run_job(config(*SHORT, "optim.lr=0.02"), tmp_path, multirun=True)
+    assert result["status"] == "refused" and "optim.lr=0.02" in result["error"]
+    after = snapshot(tmp_path)
+    log_before, log_after = before.pop("train.log"), after.pop("train.log")
+    assert after == before and log_after.startswith(log_before)  # the log only says why
