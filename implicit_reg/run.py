@@ -27,7 +27,15 @@ from implicit_reg.interrupt import StopRequest
 from implicit_reg.logger import TensorBoardLogger
 from implicit_reg.optim import descend, flow_from_config
 from implicit_reg.optim.flow import reference_step
-from implicit_reg.optim.gd import CONVERGED, DIVERGED, MAX_STEPS, RUNNING, UNSTABLE, Runs
+from implicit_reg.optim.gd import (
+    CONVERGED,
+    DIVERGED,
+    MAX_STEPS,
+    RUNNING,
+    STALLED,
+    UNSTABLE,
+    Runs,
+)
 from implicit_reg.optim.steppers import make_stepper
 from implicit_reg.problems import build_problem
 from implicit_reg.progress import Progress
@@ -183,6 +191,14 @@ def _train(cfg: DictConfig, out_dir: Path, folder: run_folder.Folder) -> dict[st
             if final_step != logged:
                 record(final_step, W, loss, lr * final_step)
         wall_time = time.perf_counter() - started
+        if stalled := int((runs.status == STALLED).sum()):
+            log.warning(
+                "%s stalled: no factor entry moved in batch.check_every=%d steps, so the "
+                "gradient vanished below the factors' rounding at a non-minimum (a saddle such "
+                "as W = 0: try a larger init.scale)",
+                "the run" if single else f"{stalled} of {len(grid)} runs",
+                cfg.batch.check_every,
+            )
     except BaseException:
         logger.close()
         raise

@@ -8,10 +8,12 @@ needs no host sync: a run that should stop gets lr 0, so its factors, its loss a
 stay as they are, and its step counter stops.
 
 The host looks every ``check_every`` steps (and at every checkpoint): it ends the loop once no
-run goes on, sees SIGINT/SIGTERM, and puts each run that diverged since the last check back to
-its last finite state (the check's snapshot, replayed to the step before its loss turned
-non-finite), where it stays. No host check changes a number: a batch ends with the same factors
-for any ``check_every``, and a resumed run as one never stopped.
+run goes on, sees SIGINT/SIGTERM, stops as ``stalled`` each run none of whose factor entries
+moved since the last check (its gradient vanished at a non-minimum), and puts each run that
+diverged since the last check back to its last finite state (the check's snapshot, replayed
+to the step before its loss turned non-finite), where it stays. No host check changes a number
+of a run that goes on: a batch ends with the same factors for any ``check_every``, and a
+resumed run as one never stopped.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from implicit_reg.optim.steppers import MatmulStepper, Stepper
 from implicit_reg.problems import Problem
 from implicit_reg.schedule import LogSchedule
 
-STATUSES = ("running", "converged", "max_steps", "diverged", "unstable")
-RUNNING, CONVERGED, MAX_STEPS, DIVERGED, UNSTABLE = range(len(STATUSES))
+STATUSES = ("running", "converged", "max_steps", "diverged", "unstable", "stalled")
+RUNNING, CONVERGED, MAX_STEPS, DIVERGED, UNSTABLE, STALLED = range(len(STATUSES))
 
 OnLog = Callable[[int, Tensor, Tensor], "Tensor | None"]
 """``on_log(step, W, loss)`` at a scheduled step (W ``(K, rows, cols)``, loss ``(K,)``); may
@@ -95,6 +97,12 @@ def descend(
                 interrupted = True
                 break
             going = (loss >= tol).logical_and_(loss < math.inf)
+            if snapshot is not None:  # not one factor entry moved since the last check
+                stalled = going & (runs.steps < max_steps) & _unchanged(stepper, snapshot[0])
+                if bool(stalled.any()):
+                    runs.status.masked_fill_(stalled, STALLED)
+                    tol.masked_fill_(stalled, math.inf)
+                    going &= ~stalled
             if not bool((going & (runs.steps < max_steps)).any()):
                 break
             if _due(step, checkpoint_every) and step > start_step:
@@ -174,6 +182,15 @@ def gradient_descent(
             param.copy_(factor[0])
     steps = int(runs.steps[0])
     return Outcome(runs.names()[0], steps, lr * steps, steps)
+
+
+def _unchanged(stepper: Stepper, before: list[Tensor]) -> Tensor:
+    """The runs ``(K,)`` whose every factor entry equals ``before``: η∇ℓ fell below the rounding
+    of the factors (a non-minimum where the gradient vanishes, such as W = 0), so the run cannot
+    progress. A slow plateau still moves the factors and is not flagged."""
+    now = stepper.factors()
+    same = [(a == b).flatten(1).all(1) for a, b in zip(now, before, strict=True)]
+    return torch.stack(same).all(0)
 
 
 def _due(step: int, every: int) -> bool:
