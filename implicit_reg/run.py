@@ -244,6 +244,7 @@ def _counts(runs: Runs, loss: Tensor, loss_tol: float, diverged: Tensor) -> dict
         "batch/converged": float(converged.sum()),
         "batch/diverged": float(diverged.sum()),
         "batch/unstable": float(unstable.sum()),
+        "batch/stalled": float((runs.status == STALLED).sum()),
     }
 
 
