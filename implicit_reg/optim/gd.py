@@ -97,8 +97,9 @@ def descend(
                 interrupted = True
                 break
             going = (loss >= tol).logical_and_(loss < math.inf)
+            now = stepper.factors()
             if snapshot is not None:  # not one factor entry moved since the last check
-                stalled = going & (runs.steps < max_steps) & _unchanged(stepper, snapshot[0])
+                stalled = going & (runs.steps < max_steps) & _unchanged(now, snapshot[0])
                 if bool(stalled.any()):
                     runs.status.masked_fill_(stalled, STALLED)
                     tol.masked_fill_(stalled, math.inf)
@@ -107,7 +108,7 @@ def descend(
                 break
             if _due(step, checkpoint_every) and step > start_step:
                 on_checkpoint(step)
-            snapshot = (stepper.factors(), runs.steps.clone())
+            snapshot = (now, runs.steps.clone())
             limit = float(tol[0])
         if host:
             going = limit <= loss.item() < math.inf
@@ -184,11 +185,10 @@ def gradient_descent(
     return Outcome(runs.names()[0], steps, lr * steps, steps)
 
 
-def _unchanged(stepper: Stepper, before: list[Tensor]) -> Tensor:
+def _unchanged(now: list[Tensor], before: list[Tensor]) -> Tensor:
     """The runs ``(K,)`` whose every factor entry equals ``before``: η∇ℓ fell below the rounding
     of the factors (a non-minimum where the gradient vanishes, such as W = 0), so the run cannot
     progress. A slow plateau still moves the factors and is not flagged."""
-    now = stepper.factors()
     same = [(a == b).flatten(1).all(1) for a, b in zip(now, before, strict=True)]
     return torch.stack(same).all(0)
 
