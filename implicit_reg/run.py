@@ -187,7 +187,7 @@ def _train(cfg: DictConfig, out_dir: Path, folder: run_folder.Folder) -> dict[st
         W, loss = stepper.end_to_end(), problem.loss(stepper.end_to_end())
         # a single run's final state, at its stop step (diverged: the step before)
         if single and not interrupted:
-            final_step = int(runs.steps[0]) - int(runs.status[0] == DIVERGED)
+            final_step = runs.last_finite_step()
             if final_step != logged:
                 record(final_step, W, loss, lr * final_step)
         wall_time = time.perf_counter() - started

@@ -57,6 +57,11 @@ class Runs:
     def names(self) -> list[str]:
         return [STATUSES[c] for c in self.status.tolist()]
 
+    def last_finite_step(self, k: int = 0) -> int:
+        """Run k's final logged step: its stop step, or the step before for a diverged run
+        (its factors were put back to that last finite state)."""
+        return int(self.steps[k]) - int(self.status[k] == DIVERGED)
+
 
 def descend(
     stepper: Stepper,
@@ -175,7 +180,7 @@ def gradient_descent(
     rate = torch.tensor([lr], dtype=stepper.params[0].dtype)
     descend(stepper, rate, runs, max_steps=budget, loss_tol=loss_tol, schedule=schedule,
             on_log=log, check_every=check_every)  # fmt: skip
-    final = int(runs.steps[0]) - int(runs.status[0] == DIVERGED)
+    final = runs.last_finite_step()
     if final != logged:
         on_log(final, lr * final, stepper.end_to_end()[0])
     with torch.no_grad():
