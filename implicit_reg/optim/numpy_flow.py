@@ -27,6 +27,7 @@ STEP = 1e-100
 
 Gradient = Callable[[np.ndarray], np.ndarray]
 Field = Callable[[np.ndarray], np.ndarray]
+Pair = tuple[np.ndarray, np.ndarray]
 
 
 class NumpyFlow:
@@ -121,22 +122,31 @@ class _SvdField:
         self.U, self.V = (d, m), (e, m)
         self.split = (d * m, (d + e) * m)
         self.eps, self.depth = coordinates.eps.cpu().numpy(), coordinates.depth
-        self.eye, self.off, self.newton = np.eye(m), 1 - np.eye(m), 1.5 * np.eye(m)
+        self.eye, self.off = np.eye(m), 1 - np.eye(m)
         self.pull = 0.5 * ORTHONORMAL_RATE
         self.gradient = gradient
 
     def parts(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(U, V, r), U and V after one Newton–Schulz step towards orthonormality."""
+        (U, _), (V, _), r = self._split(y)
+        return U, V, r
+
+    def _split(self, y: np.ndarray) -> tuple[Pair, Pair, np.ndarray]:
+        """((U, U D_U), (V, V D_V), r) with D_Q = QᵀQ − I of the integrated Q: U, V after one
+        Newton–Schulz step, Q(1.5I − 0.5QᵀQ) = Q − ½ Q D_Q, and Q D_Q for the stabilizing pull."""
         u, v = self.split
-        U, V = y[:u].reshape(self.U), y[u:v].reshape(self.V)
-        return U.dot(self.newton - 0.5 * U.T.dot(U)), V.dot(self.newton - 0.5 * V.T.dot(V)), y[v:]
+        out = []
+        for Q in (y[:u].reshape(self.U), y[u:v].reshape(self.V)):
+            drift = Q.dot(Q.T.dot(Q) - self.eye)
+            out.append((Q - 0.5 * drift, drift))
+        return out[0], out[1], y[v:]
 
     def matrix(self, y: np.ndarray) -> np.ndarray:
         U, V, r = self.parts(y)
         return (U * (self.eps * np.exp(r))).dot(V.T)
 
     def __call__(self, y: np.ndarray) -> np.ndarray:
-        U, V, r = self.parts(y)
+        (U, drift_U), (V, drift_V), r = self._split(y)
         sigma = self.eps * np.exp(r)
         grad = self.gradient((U * sigma).dot(V.T))
         grad_V, grad_U = grad.dot(V), grad.T.dot(U)
@@ -148,7 +158,6 @@ class _SvdField:
         scale = self.eps * np.exp(r * (1 - 2 / self.depth))  # |σ|^{2−2/L} / σ
         dU = U.dot(A) - (grad_V - U.dot(U.T.dot(grad_V))) * scale
         dV = V.dot(B) - (grad_U - V.dot(V.T.dot(grad_U))) * scale
-        u, v = self.split
-        for rate, raw in ((dU, y[:u].reshape(self.U)), (dV, y[u:v].reshape(self.V))):
-            rate -= self.pull * raw.dot(raw.T.dot(raw) - self.eye)  # svd_flow.ORTHONORMAL_RATE
+        dU -= self.pull * drift_U  # svd_flow.ORTHONORMAL_RATE
+        dV -= self.pull * drift_V
         return np.concatenate([dU.ravel(), dV.ravel(), -self.depth * scale * G.diagonal()])
