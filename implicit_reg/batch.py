@@ -3,6 +3,11 @@
 
 Run k of ``batch.seeds=K`` has init seed ``seed + k``, so it starts exactly where the single run
 with ``seed=seed+k`` starts. The default, ``batch.seeds=1`` with both lists null, is one run.
+
+``batch.end_to_end_scales`` lists the scale ε of the product W(0) instead of the per-factor
+``init.scale``: each run gets ``init.scale = ε^(1/L)``, so balanced init starts at W(0) = ε·G
+(G standard Gaussian) and identity init at ε·I at every depth L, as in Arora et al. (2019),
+whose init scale α has ‖W(0)‖_F ≈ α√n, i.e. ε = α/√n for an n×n Gaussian start.
 """
 
 from __future__ import annotations
@@ -31,7 +36,10 @@ def values(cfg: DictConfig) -> tuple[int, list[float], list[float]]:
     """(number of seeds, init scales, lrs) the config asks for."""
     batch = cfg.get("batch")
     seeds = int(batch.seeds) if batch is not None else 1
-    scales = _listed(batch, "init_scales", cfg.init.scale)
+    if batch is not None and batch.get("end_to_end_scales") is not None:
+        scales = [float(e) ** (1.0 / cfg.model.depth) for e in batch.end_to_end_scales]
+    else:
+        scales = _listed(batch, "init_scales", cfg.init.scale)
     lrs = _listed(batch, "lrs", cfg.optim.lr)
     return seeds, scales, lrs
 

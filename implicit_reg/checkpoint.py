@@ -24,7 +24,7 @@ from implicit_reg.config import ConfigError
 FILE = "checkpoint.pt"
 SAME_RUN_KEYS = (
     "problem", "model", "init", "optim", "flow", "seed", "dtype",
-    "batch.seeds", "batch.init_scales", "batch.lrs", "batch.fused",
+    "batch.seeds", "batch.init_scales", "batch.end_to_end_scales", "batch.lrs", "batch.fused",
 )  # fmt: skip
 """Config keys that fix the trajectory: a checkpoint only resumes a run that agrees on them
 (``train.*`` may differ, e.g. a larger ``train.max_steps`` extends a finished run)."""

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from implicit_reg import batch, init
+from implicit_reg import batch, history, init
 from implicit_reg.device import DEVICES, DTYPES
 from implicit_reg.problems import KINDS as PROBLEM_KINDS
 
@@ -70,6 +70,7 @@ def validate(cfg: DictConfig) -> None:
         check_number(cfg, "train.max_time", minimum=0, strict=True, integer=False)
     _choice(cfg, "train.on_unstable", ON_UNSTABLE)
     check_number(cfg, "train.sharpness_iters", minimum=0, strict=False, integer=True)
+    _validate_history(cfg)
     _validate_batch(cfg)
 
 
@@ -79,6 +80,7 @@ def _validate_batch(cfg: DictConfig) -> None:
         return
     check_number(cfg, "batch.seeds", minimum=1, strict=False, integer=True)
     _positive_list(cfg, "batch.init_scales")
+    _positive_list(cfg, "batch.end_to_end_scales")
     _positive_list(cfg, "batch.lrs")
     check_number(cfg, "batch.tracked_runs", minimum=0, strict=False, integer=True)
     check_number(cfg, "batch.check_every", minimum=1, strict=False, integer=True)
@@ -93,6 +95,38 @@ def _validate_batch(cfg: DictConfig) -> None:
             "batch.init_scales",
             OmegaConf.to_container(cfg.batch.init_scales),
             "null when init.kind=zero (a zero init has no scale)",
+        )
+    if cfg.batch.get("end_to_end_scales") is not None:
+        shown = OmegaConf.to_container(cfg.batch.end_to_end_scales)
+        if cfg.batch.init_scales is not None:
+            raise ConfigError(
+                "batch.end_to_end_scales",
+                shown,
+                "null when batch.init_scales is set (one or the other)",
+            )
+        if cfg.init.kind not in ("balanced", "identity"):
+            raise ConfigError(
+                "batch.end_to_end_scales",
+                shown,
+                f"null when init.kind={cfg.init.kind} (W(0) = ε·G: init.kind=balanced or identity)",
+            )
+
+
+def _validate_history(cfg: DictConfig) -> None:
+    """``train.singular_value_history``: k of the logged ``singular_values/<i>`` of every run."""
+    check_number(cfg, "train.singular_value_history", minimum=0, strict=False, integer=True)
+    k = cfg.train.singular_value_history
+    if k > cfg.train.max_tracked:
+        raise ConfigError(
+            "train.singular_value_history",
+            k,
+            f"at most train.max_tracked={cfg.train.max_tracked} (the singular values logged)",
+        )
+    if k > 0 and cfg.get("batch") is not None and batch.size(cfg) > history.MAX_RUNS:
+        raise ConfigError(
+            "train.singular_value_history",
+            k,
+            f"0 for a batch of more than {history.MAX_RUNS} runs (here {batch.size(cfg)})",
         )
 
 

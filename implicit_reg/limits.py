@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from implicit_reg import batch
 from implicit_reg.config import ConfigError, problem_shape
@@ -58,8 +58,10 @@ def _product_scale(cfg: DictConfig) -> None:
         return
     info = torch.finfo(DTYPES[cfg.dtype])
     low, high = math.log10(info.tiny), math.log10(info.max) / 2
-    listed = cfg.get("batch") is not None and cfg.batch.get("init_scales") is not None
-    key = "batch.init_scales" if listed else "init.scale"
+    key = "init.scale"
+    for listed in ("batch.init_scales", "batch.end_to_end_scales"):
+        if cfg.get("batch") is not None and OmegaConf.select(cfg, listed) is not None:
+            key = listed
     depth = cfg.model.depth
     for scale in batch.values(cfg)[1]:
         exponent = depth * math.log10(scale)

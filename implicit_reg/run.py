@@ -22,6 +22,7 @@ from implicit_reg.config import problem_shape, validate
 from implicit_reg.det_sign import DetSignMonitor
 from implicit_reg.device import resolve_device, resolve_dtype
 from implicit_reg.factorization import DeepFactorization, factor_shapes, product
+from implicit_reg.history import SingularValueHistory
 from implicit_reg.init import sample_batch
 from implicit_reg.interrupt import StopRequest
 from implicit_reg.logger import TensorBoardLogger
@@ -115,6 +116,9 @@ def _train(cfg: DictConfig, out_dir: Path, folder: run_folder.Folder) -> dict[st
         if resumed is not None and resumed.guard is not None:
             guard.load(resumed.guard)
     logged = -1  # a single run's last logged step
+    history = None  # each run's top singular values at the logged steps (singular_values.npz)
+    if cfg.train.singular_value_history > 0:
+        history = SingularValueHistory.resume(out_dir, cfg.train.singular_value_history, start_step)
 
     rows = logger.rows(len(grid), LOG_SAMPLE, device)  # a large batch logs a sample of its runs
 
@@ -131,6 +135,8 @@ def _train(cfg: DictConfig, out_dir: Path, folder: run_folder.Folder) -> dict[st
             start = None if W0 is None else W0[rows]
             stability = {tag: value[rows] for tag, value in stability.items()}
         values = scalars.compute_runs(problem, W, flow_time, start, cfg.train.max_tracked)
+        if history is not None:  # rows is None: config.validate caps such a batch's size
+            history.append(step, values)
         floats = logger.log(step, {**values, **stability}, ~diverged, counts, rows)
         if single and "det/sign" in floats:
             det_sign.update(step, float(flow_time[0]), floats["det/sign"])
@@ -161,6 +167,8 @@ def _train(cfg: DictConfig, out_dir: Path, folder: run_folder.Folder) -> dict[st
             guard.state() if guard is not None else None,
         )
         checkpoint.write(out_dir, state)
+        if history is not None:
+            history.write(out_dir)
         log.debug("checkpoint at step %d", step)
 
     guards = ExitStack()  # SIGINT/SIGTERM stop the loop; anomaly detection on if asked
@@ -190,6 +198,8 @@ def _train(cfg: DictConfig, out_dir: Path, folder: run_folder.Folder) -> dict[st
             final_step = runs.last_finite_step()
             if final_step != logged:
                 record(final_step, W, loss, lr * final_step)
+        if history is not None:
+            history.write(out_dir)
         wall_time = time.perf_counter() - started
         if stalled := int((runs.status == STALLED).sum()):
             log.warning(
@@ -266,11 +276,16 @@ def _flow(
         span = reference_step(cfg.train.max_time, cfg.optim.lr)
     progress = Progress(span, cfg.train.loss_tol, cfg.train.progress, single=True)
     det_sign = DetSignMonitor()
+    history = None
+    if cfg.train.singular_value_history > 0:
+        history = SingularValueHistory(cfg.train.singular_value_history)
 
     def on_log(step: int, flow_time: float, W: Tensor, exact: dict[str, Tensor] | None = None):
         times = torch.tensor([flow_time], dtype=W.dtype, device=W.device)
         values = scalars.compute_runs(problem, W.unsqueeze(0), times, W0, cfg.train.max_tracked)
         values.update({k: v.reshape(1) for k, v in (exact or {}).items()})
+        if history is not None:
+            history.append(step, values)
         floats = logger.log(step, values, torch.ones(1, dtype=torch.bool), {})
         if "det/sign" in floats:
             det_sign.update(step, flow_time, floats["det/sign"])
@@ -304,6 +319,8 @@ def _flow(
     hparams.record(logger.writer, hparams.of(cfg, outcome.status), result)
     logger.close()
     folder.write_metrics(cfg, result)
+    if history is not None:
+        history.write(out_dir)
     if outcome.status != "interrupted":
         W = product(factors)
         artifacts.save_torch(out_dir / "final.pt", outputs.final_state(factors, W, problem))

@@ -71,6 +71,7 @@ class TrainSchema:
     on_unstable: str = "warn"
     sharpness_iters: int = 20
     extend: bool = False
+    singular_value_history: int = 0
 
 
 @dataclass
@@ -105,6 +106,7 @@ class BatchSchema:
 
     seeds: int = 1
     init_scales: Optional[list[float]] = None
+    end_to_end_scales: Optional[list[float]] = None
     lrs: Optional[list[float]] = None
     tracked_runs: int = 4
     check_every: int = 100

@@ -1,0 +1,73 @@
+"""Each run's top singular values over training: ``singular_values.npz`` in the run folder
+(``train.singular_value_history=k``; Arora et al. 2019, Fig. 3 plots them against time).
+
+At every logged step it records, for every run of the batch, σ₁ ≥ … ≥ σ_k of the end-to-end
+W and the run's flow time lr × steps (a stopped run keeps its final values and time). The
+file holds ``step (T,)``, ``flow_time (T, runs)`` and ``values (T, runs, k)``; it is rewritten
+atomically at every checkpoint and at the end, so a reader never sees half of it and a killed
+run loses what it logged after its last checkpoint, as its TensorBoard curves do. A resumed run
+keeps the records before its checkpoint step and logs on from there.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from torch import Tensor
+
+from implicit_reg import artifacts
+
+FILE = "singular_values.npz"
+MAX_RUNS = 65536
+"""Runs a batch may record: above this a batch logs a sample of its runs (``run.LOG_SAMPLE``)."""
+
+
+class SingularValueHistory:
+    def __init__(self, k: int, steps: list[int] | None = None, rows: list[np.ndarray] | None = None,
+                 times: list[np.ndarray] | None = None) -> None:  # fmt: skip
+        self.k = k
+        self.steps: list[int] = steps or []
+        self.values: list[np.ndarray] = rows or []
+        self.times: list[np.ndarray] = times or []
+
+    @classmethod
+    def resume(cls, out_dir: Path, k: int, start_step: int) -> SingularValueHistory:
+        """The records of ``out_dir`` before ``start_step`` (none for a new run)."""
+        path = out_dir / FILE
+        if start_step == 0 or not path.exists():
+            return cls(k)
+        with np.load(path) as saved:
+            keep = saved["step"] < start_step
+            return cls(
+                k,
+                saved["step"][keep].tolist(),
+                list(saved["values"][keep]),
+                list(saved["flow_time"][keep]),
+            )
+
+    def append(self, step: int, values: dict[str, Tensor]) -> None:
+        """Record one logged step from the scalars of every run (``scalars.compute_runs``)."""
+        tags = [f"singular_values/{i + 1}" for i in range(self.k)]
+        present = [t for t in tags if t in values]
+        self.steps.append(step)
+        self.values.append(np.stack([values[t].double().cpu().numpy() for t in present], axis=-1))
+        self.times.append(values["time/flow"].double().cpu().numpy())
+
+    def write(self, out_dir: Path) -> None:
+        """``singular_values.npz``, atomically."""
+        buffer = io.BytesIO()
+        np.savez(
+            buffer,
+            step=np.asarray(self.steps, dtype=np.int64),
+            flow_time=np.stack(self.times) if self.times else np.zeros((0, 0)),
+            values=np.stack(self.values) if self.values else np.zeros((0, 0, self.k)),
+        )
+        artifacts.atomic_write(out_dir / FILE, lambda f: f.write(buffer.getvalue()), mode="wb")
+
+
+def read(folder: Path) -> dict[str, np.ndarray]:
+    """``step``, ``flow_time`` and ``values`` of a run folder's ``singular_values.npz``."""
+    with np.load(folder / FILE) as saved:
+        return {key: saved[key] for key in ("step", "flow_time", "values")}
