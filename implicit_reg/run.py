@@ -226,6 +226,10 @@ def _train(cfg: DictConfig, out_dir: Path, folder: run_folder.Folder) -> dict[st
         log.info("\n%s", summary(result, out_dir))
         return result
     values = scalars.compute_runs(problem, W, lr * runs.steps, W0, cfg.train.max_tracked)
+    final_step = int(runs.steps.max())
+    if history is not None and not interrupted and history.steps[-1:] != [final_step]:
+        history.append(final_step, values)  # each run's final state, as runs.csv has it
+        history.write(out_dir)
     result = outputs.batch(
         cfg, out_dir, logger, grid, runs, lr, stepper.factors(), W, values, problem, wall_time,
         device, interrupted,

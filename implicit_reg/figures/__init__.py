@@ -9,11 +9,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from implicit_reg.figures import least_squares, norms, ranks, style, unobserved
+from implicit_reg.figures import (
+    arora_completion,
+    arora_dynamics,
+    arora_sensing,
+    least_squares,
+    norms,
+    ranks,
+    style,
+    unobserved,
+)
 from implicit_reg.figures.run_panel import run_panel
 from implicit_reg.runs import find_runs
 
-FIGURES = (least_squares, norms, ranks, unobserved)
+FIGURES = (
+    least_squares,
+    norms,
+    ranks,
+    unobserved,
+    arora_completion,
+    arora_sensing,
+    arora_dynamics,
+)
 
 
 def draw_all(folder: Path, out: Path | None = None) -> list[Path]:

@@ -1,0 +1,145 @@
+"""Arora, Cohen, Hu & Luo (2019), Figure 2: reconstruction error, nuclear norm and effective rank
+of the solution gradient descent finds, against the end-to-end init scale ε, for each depth and
+each observation count; the nuclear-norm minimizer and the ground truth as reference lines.
+
+Each point is the median over the seeds of a batched run (``runs.csv``), with the band from the
+25th to the 75th percentile; diverged runs are left out. A job of ``optim=nuclear_norm`` gives
+the minimizer's line; the ground truth's nuclear norm and effective rank are computed from
+``final.pt``'s ``ground_truth``.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from implicit_reg import metrics
+from implicit_reg.figures import style
+from implicit_reg.runs import Run
+
+NAME = "arora2019_completion"
+PROBLEM = "matrix_completion"
+COUNT_KEY = "observed"
+COUNT_LABEL = "observed entries"
+PANELS = (
+    ("error/reconstruction", "reconstruction error ‖W − W*‖_F / ‖W*‖_F", True),
+    ("norm/nuclear", "nuclear norm ‖W‖_*", False),
+    ("rank/effective", "effective rank erank(W)", False),
+)
+NUCLEAR = {"color": "tab:red", "linestyle": "--", "linewidth": 1.6}
+TRUTH = {"color": "black", "linestyle": ":", "linewidth": 1.6}
+KEPT = ("converged", "max_steps", "stalled", "unstable")
+"""Statuses whose final W is plotted (a diverged run has no finite W)."""
+
+
+def supports(runs: list[Run]) -> list[Run]:
+    return supported(runs, PROBLEM)
+
+
+def supported(runs: list[Run], problem: str) -> list[Run]:
+    """Runs of ``problem`` with a known ground truth: gradient descent runs (a batch or one run)
+    and nuclear-norm minimizers."""
+    return [
+        r
+        for r in runs
+        if r.cfg.problem.get("kind") == problem
+        and r.cfg.problem.get("target") is None
+        and r.cfg.optim.name in ("gd", "nuclear_norm")
+    ]
+
+
+def draw(runs: list[Run]) -> Figure:
+    return draw_recovery(runs, COUNT_KEY, COUNT_LABEL, "Matrix completion")
+
+
+def draw_recovery(runs: list[Run], count_key: str, count_label: str, title: str) -> Figure:
+    """One row per observation count, one column per ``PANELS`` entry."""
+    counts = sorted({int(r.cfg.problem[count_key]) for r in runs})
+    fig, grid = style.grid(len(counts), len(PANELS), width=4.6, height=3.6)
+    for row, count in zip(grid, counts, strict=True):
+        mine = [r for r in runs if int(r.cfg.problem[count_key]) == count]
+        descents = [r for r in mine if r.cfg.optim.name == "gd"]
+        minimizers = [r for r in mine if r.cfg.optim.name == "nuclear_norm"]
+        by_depth = defaultdict(list)
+        for run in descents:
+            by_depth[int(run.cfg.model.depth)].extend(final_rows(run))
+        truth = ground_truth_values(mine[0])
+        for ax, (tag, label, log_y) in zip(row, PANELS, strict=True):
+            for depth in sorted(by_depth):
+                scales, lo, mid, hi = median_band(by_depth[depth], tag)
+                colour = style.DEPTH_COLOURS.get(depth, "tab:purple")
+                ax.plot(scales, mid, "o-", color=colour, label=f"depth {depth}", ms=4)
+                ax.fill_between(scales, lo, hi, color=colour, alpha=0.2, lw=0)
+            for minimizer in minimizers:
+                value = minimizer.metrics.get(tag)
+                if value is not None:
+                    status = minimizer.metrics.get("status", "?")
+                    ax.axhline(value, **NUCLEAR, label=f"nuclear-norm minimizer ({status})")
+            if tag in truth:
+                ax.axhline(truth[tag], **TRUTH, label="ground truth")
+            ax.set_xscale("log")
+            if log_y:
+                ax.set_yscale("log")
+            ax.set_xlabel("end-to-end init scale ε (W(0) = ε·G)")
+            ax.set_ylabel(label)
+            ax.set_title(f"{count:,} {count_label}")
+        row[0].legend(loc="best", fontsize=8)
+    fig.suptitle(
+        f"{title}: gradient descent on deep factorizations vs. the nuclear-norm minimizer "
+        "(median and interquartile range over seeds)"
+    )
+    fig.tight_layout()
+    return fig
+
+
+def final_rows(run: Run) -> list[dict[str, Any]]:
+    """Each run's end-to-end init scale ``eps`` (init.scale^depth), status and final scalars:
+    the rows of a batch's ``runs.csv``, or a single run's ``metrics.json``."""
+    depth = int(run.cfg.model.depth)
+    path = run.folder / "runs.csv"
+    if path.exists():
+        with path.open() as f:
+            rows = list(csv.DictReader(f))
+        out = []
+        for row in rows:
+            values = {k: float(v) if v != "" else math.nan for k, v in row.items() if "/" in k}
+            out.append(
+                {"eps": float(row["init_scale"]) ** depth, "status": row["status"], **values}
+            )
+        return out
+    values = {k: float(v) for k, v in run.metrics.items() if "/" in k and v is not None}
+    return [{"eps": float(run.cfg.init.scale) ** depth, "status": run.metrics["status"], **values}]
+
+
+def median_band(
+    rows: list[dict[str, Any]], tag: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(ε, 25th percentile, median, 75th percentile) of ``tag`` over the kept runs at each
+    end-to-end scale, in increasing ε (scales equal to 1e-9 in log10 are one scale)."""
+    groups: dict[float, list[float]] = defaultdict(list)
+    for row in rows:
+        value = row.get(tag, math.nan)
+        if row["status"] in KEPT and math.isfinite(value):
+            groups[round(math.log10(row["eps"]), 9)].append(value)
+    keys = sorted(groups)
+    stats = np.array([np.percentile(groups[k], [25, 50, 75]) for k in keys]).reshape(-1, 3)
+    return 10.0 ** np.array(keys), stats[:, 0], stats[:, 1], stats[:, 2]
+
+
+def ground_truth_values(run: Run) -> dict[str, float]:
+    """The ground truth's nuclear norm and effective rank (its reconstruction error is 0), from
+    ``final.pt``'s ``ground_truth``; empty if the run does not hold it."""
+    truth = run.final.get("ground_truth")
+    if truth is None:
+        return {}
+    s = metrics.singular_values(torch.as_tensor(truth, dtype=torch.float64))
+    return {
+        "norm/nuclear": float(s.sum()),
+        "rank/effective": float(metrics.effective_rank_from_singular_values(s)),
+    }
