@@ -54,6 +54,7 @@ SUMMARY_KEYS = (
     "norm/spectral",
     "rank/effective",
     "rank/infimal_distance",
+    "error/reconstruction",
 )
 
 
