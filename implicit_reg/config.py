@@ -210,7 +210,9 @@ def _validate_problem(cfg: DictConfig) -> None:
             check_number(cfg, f"problem.{key}", minimum=1, strict=False, integer=True)
         if p.rank > min(p.rows, p.cols):
             raise ConfigError("problem.rank", p.rank, f"an integer in [1, {min(p.rows, p.cols)}]")
-        if not (isinstance(p.observed, int) and 1 <= p.observed <= p.rows * p.cols):
+        if p.kind == "matrix_sensing":
+            check_number(cfg, "problem.measurements", minimum=1, strict=False, integer=True)
+        elif not (isinstance(p.observed, int) and 1 <= p.observed <= p.rows * p.cols):
             raise ConfigError(
                 "problem.observed", p.observed, f"an integer in [1, {p.rows * p.cols}]"
             )

@@ -60,3 +60,8 @@ def infimal_distance(W: Tensor, rank: int) -> Tensor:
 
 def infimal_distance_from_singular_values(s: Tensor, rank: int) -> Tensor:
     return s[..., rank:].square().sum(-1).sqrt()
+
+
+def reconstruction_error(W: Tensor, ground_truth: Tensor) -> Tensor:
+    """‖W − W*‖_F / ‖W*‖_F, the relative error of Arora et al. 2019 (Fig. 2), per leading index."""
+    return frobenius(W - ground_truth) / frobenius(ground_truth)

@@ -23,10 +23,19 @@ CSV_CHUNK = 65536
 
 def final_state(factors: list[Tensor], W: Tensor, problem: Problem) -> dict[str, Any]:
     """What a single run's ``final.pt`` holds: the factors [W_1, …, W_L], the end-to-end matrix
-    (or β) and the data (run 0 of the stacked ``factors`` and ``W``)."""
+    (or β), the data and the ground truth where known (run 0 of the stacked ``factors`` and
+    ``W``)."""
     W = W[0].detach().cpu()
     end_to_end = {"beta": W[:, 0]} if "X" in problem.data() else {"W": W}
-    return {"factors": [f[0].detach().cpu() for f in factors], **end_to_end, **problem.data()}
+    return {"factors": [f[0].detach().cpu() for f in factors], **end_to_end, **saved_data(problem)}
+
+
+def saved_data(problem: Problem) -> dict[str, Tensor]:
+    """The problem's data for ``final.pt``, with ``ground_truth`` W* where it is known."""
+    data = problem.data()
+    if problem.ground_truth is not None:
+        data["ground_truth"] = problem.ground_truth.cpu()
+    return data
 
 
 def single_run(
@@ -132,7 +141,7 @@ def batch(
                 "lr": lr.cpu(),
                 "status": names,
                 "steps": runs.steps.cpu(),
-                **problem.data(),
+                **saved_data(problem),
             },
         )
     return result

@@ -55,6 +55,7 @@ SUMMARY_KEYS = (
     "norm/spectral",
     "rank/effective",
     "rank/infimal_distance",
+    "error/reconstruction",
 )
 
 

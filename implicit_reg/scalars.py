@@ -3,7 +3,8 @@
 Tags (the output contract; ``metrics.json`` uses the same names):
 ``loss/train``, ``norm/{fro,nuclear,spectral,schatten_0.5}``, ``rank/effective``,
 ``rank/infimal_distance``, ``singular_values/<i>`` (1-based, descending), ``det/value`` and
-``det/sign`` (square problems), ``time/flow``, plus each problem's own: ``entries/<i>_<j>`` for
+``det/sign`` (square problems), ``error/reconstruction`` (where the problem's ground truth W* is
+known: random completion, sensing), ``time/flow``, plus each problem's own: ``entries/<i>_<j>`` for
 the unobserved entries of a completion, ``loss/test`` where its ground truth is known;
 ``beta/<i>``, ``norm/l2``, ``dist/min_norm``, ``dist/flow_closed_form`` for least squares.
 """
@@ -45,6 +46,8 @@ def compute(
             det = torch.linalg.det(W)
             out["det/value"] = det
             out["det/sign"] = torch.sign(det)
+        if problem.ground_truth is not None:
+            out["error/reconstruction"] = metrics.reconstruction_error(W, problem.ground_truth)
         out.update(problem.scalars(W, flow_time, W0))
         out["time/flow"] = torch.full_like(s[..., 0], flow_time)
     return out

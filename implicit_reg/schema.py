@@ -101,6 +101,20 @@ class MatrixCompletionSchema:
 
 
 @dataclass
+class MatrixSensingSchema:
+    """A random rank-``rank`` ``rows``×``cols`` W* seen through ``measurements`` Gaussian
+    measurements (``implicit_reg.problems.matrix_sensing``)."""
+
+    name: str = "matrix_sensing"
+    kind: str = "matrix_sensing"
+    rows: int = 10
+    cols: int = 10
+    rank: int = 2
+    measurements: int = 60
+    seed: int = 0
+
+
+@dataclass
 class BatchSchema:
     """Batched runs: the grid seeds × init_scales × lrs as one stacked tensor (README, Sweeps)."""
 
@@ -145,6 +159,7 @@ _STORE: dict[str, Any] = {
     "batch": BatchSchema,
     "problem_least_squares": _global("problem", LeastSquaresSchema),
     "problem_matrix_completion": _global("problem", MatrixCompletionSchema),
+    "problem_matrix_sensing": _global("problem", MatrixSensingSchema),
 }
 
 

@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 
 from implicit_reg.events import read_scalars
@@ -61,3 +62,8 @@ def test_random_low_rank_completion_finds_a_low_rank_fit(train_run) -> None:
     unobserved = ~final["mask"]
     zero_guess = 0.5 * final["target"][unobserved].square().sum().item()
     assert metrics["loss/test"] < 0.05 * zero_guess
+    # the random target is the ground truth: saved, and its relative error logged
+    assert torch.equal(final["ground_truth"], final["target"])
+    truth = final["ground_truth"]
+    expected = ((final["W"] - truth).norm() / truth.norm()).item()
+    assert metrics["error/reconstruction"] == pytest.approx(expected, rel=1e-9)

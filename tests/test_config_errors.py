@@ -35,6 +35,13 @@ CASES = [
     (["problem=least_squares", "problem.n=0"], "problem.n", "0", "an integer ≥ 1"),
     (["problem=least_squares", "problem.d=0"], "problem.d", "0", "an integer ≥ 1"),
     (["problem.kind=foo"], "problem.kind", "'foo'", "least_squares | matrix_completion"),
+    (["problem=matrix_sensing", "problem.rank=11"], "problem.rank", "11", "an integer in [1, 10]"),
+    (["problem=matrix_sensing", "problem.cols=3", "problem.rank=4"], "problem.rank", "4", "[1, 3]"),
+    (["problem=matrix_sensing", "problem.rank=0"], "problem.rank", "0", "an integer ≥ 1"),
+    (["problem=matrix_sensing", "problem.cols=0"], "problem.cols", "0", "an integer ≥ 1"),
+    (["problem=matrix_sensing", "problem.measurements=0"], "problem.measurements", "0", "≥ 1"),
+    (["problem=matrix_sensing", "problem.measurements=-5"], "problem.measurements", "-5", "≥ 1"),
+    (["problem=matrix_sensing", "problem.seed=-1"], "problem.seed", "-1", "an integer ≥ 0"),
     (["+foo=1"], "foo", "1", "a key of the top level: model | init | optim"),
     (["+model.wdith=4"], "model.wdith", "4", "a key of model: depth | width"),
     (["+train.max_step=5"], "train.max_step", "5", "a key of train: max_steps"),
@@ -88,7 +95,12 @@ def test_unknown_problem_is_refused_by_hydra_listing_the_problems():
     message = str(error.value)
     assert "Could not find 'problem/foo'" in message
     options = message.split("Available options in 'problem':", 1)[1].split("Config search")[0]
-    assert options.split() == ["completion_2x2", "least_squares", "matrix_completion"]
+    assert options.split() == [
+        "completion_2x2",
+        "least_squares",
+        "matrix_completion",
+        "matrix_sensing",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -98,6 +110,11 @@ def test_unknown_problem_is_refused_by_hydra_listing_the_problems():
         ("train.max_steps=nan", ["train.max_steps", "'nan'", "could not be converted to Integer"]),
         ("model.depth=abc", ["model.depth", "'abc'", "could not be converted to Integer"]),
         ("problem=least_squares problem.rows=3", ["problem.rows", "not in 'LeastSquaresSchema'"]),
+        ("problem=matrix_sensing problem.observed=3", ["problem.observed", "MatrixSensingSchema"]),
+        (
+            "problem=matrix_sensing problem.measurements=2.5",
+            ["problem.measurements", "'2.5'", "could not be converted to Integer"],
+        ),
     ],
 )
 def test_schema_refuses_unknown_keys_and_wrong_types_at_composition(override, words):

@@ -1,4 +1,5 @@
-"""Problems: least squares and matrix completion (the 2×2 problem of seed eq. 9 is a preset)."""
+"""Problems: least squares, matrix completion (the 2×2 problem of seed eq. 9 is a preset) and
+matrix sensing."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from implicit_reg.problems.matrix_completion import (
     parse_entries,
     random_low_rank,
 )
+from implicit_reg.problems.matrix_sensing import MatrixSensing
+from implicit_reg.problems.matrix_sensing import random_data as sensing_data
 
-__all__ = ["LeastSquares", "MatrixCompletion", "Problem", "build_problem"]
+__all__ = ["LeastSquares", "MatrixCompletion", "MatrixSensing", "Problem", "build_problem"]
 
-KINDS = ("least_squares", "matrix_completion")
+KINDS = ("least_squares", "matrix_completion", "matrix_sensing")
 
 
 def build_problem(
@@ -32,6 +35,17 @@ def build_problem(
         )
     if cfg.kind == "matrix_completion":
         return _completion(cfg, generator, device, dtype, max_tracked)
+    if cfg.kind == "matrix_sensing":
+        A, y, truth = sensing_data(
+            int(cfg.rows), int(cfg.cols), int(cfg.rank), int(cfg.measurements), generator
+        )
+        return MatrixSensing(
+            A.to(device, dtype),
+            y.to(device, dtype),
+            truth.to(device, dtype),
+            infimal_rank=int(cfg.rank),
+            name=cfg.name,
+        )
     raise ValueError(f"problem.kind must be one of {KINDS}, got {cfg.kind!r}")
 
 

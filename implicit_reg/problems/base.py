@@ -8,12 +8,21 @@ from torch import Tensor
 
 
 class Problem(Protocol):
-    """A loss on an end-to-end matrix W, ``(rows, cols)`` or a batch ``(..., rows, cols)``."""
+    """A loss on an end-to-end matrix W, ``(rows, cols)`` or a batch ``(..., rows, cols)``.
+
+    Optional methods, looked up with ``getattr``: ``numpy_closed_form()`` (∇ℓ and ℓ in NumPy, for
+    ``flow.field=numpy``) and, where the observations are linear in W (completion, sensing),
+    ``linear_measurements() -> (A, y)``: A ``(K, rows, cols)`` and y ``(K,)`` such that a zero
+    loss means ⟨Aₖ, W⟩ = yₖ for every k.
+    """
 
     name: str
     shape: tuple[int, int]
     infimal_rank: int
     """r in D(W, M_r): the smallest rank the set of zero-loss solutions approaches."""
+    ground_truth: Tensor | None
+    """The planted W* where it is known (random completion, sensing), else None; every run then
+    logs ``error/reconstruction`` = ‖W − W*‖_F / ‖W*‖_F and saves it in ``final.pt``."""
 
     def loss(self, W: Tensor) -> Tensor:
         """The objective at W, one value per leading index."""

@@ -17,6 +17,7 @@ from implicit_reg import theory
 
 class LeastSquares:
     infimal_rank = 1  # {β : Xβ = y} with y ≠ 0 holds no zero matrix; every d×1 matrix has rank ≤ 1
+    ground_truth = None  # y is noise: no planted β
 
     def __init__(
         self, X: Tensor, y: Tensor, name: str = "least_squares", max_tracked: int = 16

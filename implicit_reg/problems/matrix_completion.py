@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from implicit_reg.problems.ground_truth import low_rank
+
 
 class MatrixCompletion:
     def __init__(
@@ -31,6 +33,8 @@ class MatrixCompletion:
         self.shape = (int(target.shape[0]), int(target.shape[1]))
         self.infimal_rank = infimal_rank
         self.truth_known = truth_known
+        self.ground_truth: Tensor | None = target if truth_known else None
+        """W* where every entry is known (a random target, a full target with a mask), else None."""
         self.unobserved: list[tuple[int, int]] = [
             (int(i), int(j)) for i, j in (~self.mask).nonzero().tolist()
         ]
@@ -94,11 +98,10 @@ def parse_entries(entries: Sequence[Sequence[float | None]]) -> tuple[Tensor, Te
 def random_low_rank(
     rows: int, cols: int, rank: int, observed: int, generator: torch.Generator
 ) -> tuple[Tensor, Tensor]:
-    """A rank-``rank`` target U Vᵀ (entries of unit variance) and a mask of ``observed`` entries
-    drawn uniformly without replacement."""
-    U = torch.randn(rows, rank, generator=generator, dtype=torch.float64)
-    V = torch.randn(cols, rank, generator=generator, dtype=torch.float64)
-    target = U @ V.T / rank**0.5
+    """The rank-``rank`` target W* of ``ground_truth.low_rank`` (‖W*‖_F = √(rows·cols): entries
+    of RMS exactly 1, as in Arora et al. 2019) and a mask of ``observed`` entries drawn uniformly
+    without replacement, after W* from the same ``generator``."""
+    target = low_rank(rows, cols, rank, generator)
     chosen = torch.randperm(rows * cols, generator=generator)[:observed]
     mask = torch.zeros(rows * cols, dtype=torch.bool)
     mask[chosen] = True
