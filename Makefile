@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 ARGS  ?=
 
-.PHONY: install install-test train test test-fast lint figures clean
+.PHONY: install install-test train test test-fast lint figures arora2019 clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -40,6 +40,18 @@ figures: install  ## run every configs/experiment preset and draw its figure int
 	  cp outputs/figures/$$e/figures/$$e.png outputs/figures/; \
 	done
 	@ls outputs/figures/*.png
+
+ARORA ?= arora2019_completion_quick arora2019_sensing_quick arora2019_dynamics_quick
+
+arora2019: install  ## Arora et al. (2019) presets (ARORA="arora2019_completion ..." for the full ones, on a GPU)
+	$(PY) -m pip install -q -e ".[baselines]"
+	@for e in $(ARORA); do \
+	  rm -rf outputs/figures/$$e; \
+	  $(PY) train.py experiment=$$e train.progress=false hydra.sweep.dir=outputs/figures/$$e || exit 1; \
+	  $(PY) -m implicit_reg.figures outputs/figures/$$e --out outputs/figures/$$e/figures || exit 1; \
+	  cp outputs/figures/$$e/figures/$${e%_quick}.png outputs/figures/$$e.png; \
+	done
+	@ls outputs/figures/arora2019_*.png
 
 lint: install-test
 	$(PY) -m ruff check .
