@@ -123,7 +123,7 @@ def test_recovery_figure_plots_medians_quartiles_and_reference_lines(
                 np.testing.assert_allclose(_line(ax, "ground truth").get_ydata(), truth[tag])
             else:
                 assert not [ln for ln in ax.get_lines() if ln.get_label() == "ground truth"]
-        assert row[0].get_yscale() == "log" and row[0].get_xscale() == "log"
+        assert all(ax.get_yscale() == "log" and ax.get_xscale() == "log" for ax in row)
 
 
 def _band(ax, line) -> PolyCollection:

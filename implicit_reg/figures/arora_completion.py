@@ -28,10 +28,11 @@ PROBLEM = "matrix_completion"
 COUNT_KEY = "observed"
 COUNT_LABEL = "observed entries"
 PANELS = (
-    ("error/reconstruction", "reconstruction error ‖W − W*‖_F / ‖W*‖_F", True),
-    ("norm/nuclear", "nuclear norm ‖W‖_*", False),
-    ("rank/effective", "effective rank erank(W)", False),
+    ("error/reconstruction", "reconstruction error ‖W − W*‖_F / ‖W*‖_F"),
+    ("norm/nuclear", "nuclear norm ‖W‖_*"),
+    ("rank/effective", "effective rank erank(W)"),
 )
+"""(tag, axis label) of each column, all on log axes (depth 1's rank dwarfs the others)."""
 NUCLEAR = {"color": "tab:red", "linestyle": "--", "linewidth": 1.6}
 TRUTH = {"color": "black", "linestyle": ":", "linewidth": 1.6}
 KEPT = ("converged", "max_steps", "stalled", "unstable")
@@ -70,7 +71,7 @@ def draw_recovery(runs: list[Run], count_key: str, count_label: str, title: str)
         for run in descents:
             by_depth[int(run.cfg.model.depth)].extend(final_rows(run))
         truth = ground_truth_values(mine[0])
-        for ax, (tag, label, log_y) in zip(row, PANELS, strict=True):
+        for ax, (tag, label) in zip(row, PANELS, strict=True):
             for depth in sorted(by_depth):
                 scales, lo, mid, hi = median_band(by_depth[depth], tag)
                 colour = style.DEPTH_COLOURS.get(depth, "tab:purple")
@@ -84,12 +85,11 @@ def draw_recovery(runs: list[Run], count_key: str, count_label: str, title: str)
             if tag in truth:
                 ax.axhline(truth[tag], **TRUTH, label="ground truth")
             ax.set_xscale("log")
-            if log_y:
-                ax.set_yscale("log")
+            ax.set_yscale("log")
             ax.set_xlabel("end-to-end init scale ε (W(0) = ε·G)")
             ax.set_ylabel(label)
             ax.set_title(f"{count:,} {count_label}")
-        row[0].legend(loc="best", fontsize=8)
+        row[1].legend(loc="best", fontsize=8)  # the panel with every kind of line
     fig.suptitle(
         f"{title}: gradient descent on deep factorizations vs. the nuclear-norm minimizer "
         "(median and interquartile range over seeds)"
