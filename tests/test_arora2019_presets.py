@@ -25,7 +25,7 @@ PRESETS = {
     "arora2019_completion": ("observed", "2000,5000", METHODS, 5, FULL, (100, 5)),
     "arora2019_completion_quick": ("observed", "300,600", METHODS, 5, QUICK, (30, 3)),
     "arora2019_sensing": ("measurements", "2000,5000", METHODS, 5, FULL, (100, 5)),
-    "arora2019_sensing_quick": ("measurements", "300,600", METHODS, 5, QUICK, (30, 3)),
+    "arora2019_sensing_quick": ("measurements", "220,300", METHODS, 5, QUICK, (30, 3)),
     "arora2019_dynamics": ("observed", "2000", "depth1,depth2,depth3", 3, [1e-4], (100, 5)),
     "arora2019_dynamics_quick": ("observed", "300", "depth1,depth2,depth3", 3, [1e-3], (30, 3)),
 }
