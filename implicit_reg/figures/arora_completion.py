@@ -75,7 +75,9 @@ def draw_recovery(runs: list[Run], count_key: str, count_label: str, title: str)
             for depth in sorted(by_depth):
                 scales, lo, mid, hi = median_band(by_depth[depth], tag)
                 colour = style.DEPTH_COLOURS.get(depth, "tab:purple")
-                ax.plot(scales, mid, "o-", color=colour, label=f"depth {depth}", ms=4)
+                unfinished = sum(r["status"] != "converged" for r in by_depth[depth])
+                label = f"depth {depth}" + (f" ({unfinished} not converged)" if unfinished else "")
+                ax.plot(scales, mid, "o-", color=colour, label=label, ms=4)
                 ax.fill_between(scales, lo, hi, color=colour, alpha=0.2, lw=0)
             for minimizer in minimizers:
                 value = minimizer.metrics.get(tag)
