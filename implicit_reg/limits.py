@@ -1,13 +1,14 @@
 """Limits a config must respect to run at all, checked before any folder exists: seeds that fit
 int64, an initial product ``init.scale^model.depth`` that the dtype can hold, and the memory the
-requested runs need (README § "Robustness").
+requested runs and the problem's data need (README § "Robustness").
 
 The memory estimate was calibrated on the CPU by measuring the peak resident memory of
 ``train.py`` (``train.max_steps=20``): the default 2×2 depth-3 problem took 418 MiB for one run,
 712 MiB for 10⁵ runs and 2378 MiB for 10⁶ (1.85 kB a run of 12 factor entries), and one run of
 width 1000 and 3000 took 580 and 1315 MiB (96 bytes a factor entry: about twelve float64 copies
 of the factors between the init, the stepper, its gradients, the host checks' snapshot, the
-checkpoint and ``final.pt``)."""
+checkpoint and ``final.pt``). Matrix sensing adds its K measurement matrices: drawn in float64 on
+the host, then held in the run's dtype on the device (``problems.matrix_sensing``)."""
 
 from __future__ import annotations
 
@@ -92,20 +93,47 @@ def available_host_bytes() -> int | None:
     return None
 
 
+def data_bytes(cfg: DictConfig) -> tuple[int, int]:
+    """Bytes of a problem's data beyond the runs: the Aₖ of matrix sensing, K·m·n numbers drawn in
+    float64 on the host, then copied to the device in ``dtype`` (no copy for float64 on the CPU);
+    the other problems' data are no larger than one run. (host draw, device copy)."""
+    p = cfg.problem
+    if p.kind != "matrix_sensing":
+        return 0, 0
+    numbers = int(p.measurements) * int(p.rows) * int(p.cols)
+    return 8 * numbers, DTYPES[cfg.dtype].itemsize * numbers
+
+
 def _memory(cfg: DictConfig, shapes: list[tuple[int, int]]) -> None:
     runs, entries = batch.size(cfg), sum(r * c for r, c in shapes)
     need = estimate_bytes(runs, shapes)
     device = resolve_device(cfg.device, runs * entries)
-    limits = [("host", available_host_bytes(), need + BASE_BYTES)]
+    host_data, device_data = data_bytes(cfg)
+    if device.type != "cuda" and cfg.dtype != "float64":
+        host_data += device_data  # the copy in dtype stays on the host
+    # (where, available, the process itself, the problem's data)
+    limits = [("host", available_host_bytes(), BASE_BYTES, host_data)]
     if device.type == "cuda":
-        limits.append(("GPU", torch.cuda.mem_get_info()[0], need))
-    for where, have, want in limits:
-        if have is not None and want > have:
+        limits.append(("GPU", torch.cuda.mem_get_info()[0], 0, device_data))
+    for where, have, base, data in limits:
+        if have is None:
+            continue
+        if data and base + data > have:
+            p = cfg.problem
+            raise ConfigError(
+                "problem.measurements",
+                p.measurements,
+                f"what fits in {where} memory: {p.measurements:,} measurement matrices of "
+                f"{p.rows}×{p.cols} need about {data / 2**30:.1f} GiB, "
+                f"{have / 2**30:.1f} GiB is available",
+            )
+        if base + data + need > have:
             key = "batch.seeds" if runs > 1 else "model.width"
             value = batch.values(cfg)[0] if runs > 1 else cfg.model.width
             raise ConfigError(
                 key,
                 value,
                 f"what fits in {where} memory: {runs:,} run(s) of {entries:,} factor entries "
-                f"need about {want / 2**30:.1f} GiB, {have / 2**30:.1f} GiB is available",
+                f"need about {(base + data + need) / 2**30:.1f} GiB, "
+                f"{have / 2**30:.1f} GiB is available",
             )

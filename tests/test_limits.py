@@ -58,3 +58,16 @@ def test_the_memory_limit_prints_the_estimate_and_what_is_available(monkeypatch)
     assert f"need about {(need + limits.BASE_BYTES) / 2**30:.1f} GiB" in str(refused.value)
     monkeypatch.setattr(limits, "available_host_bytes", lambda: need + limits.BASE_BYTES)
     limits.check(config(f"batch.seeds={runs}", "device=cpu"))
+
+
+def test_sensing_data_that_cannot_fit_is_refused_naming_measurements(monkeypatch):
+    """5,000 measurements of 100×100 are 4·10⁸ B in float64: refused with 0.25 GiB free after the
+    process, accepted with 0.5 GiB (the runs themselves need under 0.01 GiB)."""
+    cfg = config("problem=matrix_sensing", "problem.rows=100", "problem.cols=100")
+    cfg.problem.measurements = 5000
+    assert limits.data_bytes(cfg) == (4 * 10**8, 4 * 10**8)
+    monkeypatch.setattr(limits, "available_host_bytes", lambda: limits.BASE_BYTES + (1 << 28))
+    with pytest.raises(ConfigError, match=r"problem\.measurements=5000 — allowed: what fits"):
+        limits.check(cfg)
+    monkeypatch.setattr(limits, "available_host_bytes", lambda: limits.BASE_BYTES + (1 << 29))
+    limits.check(cfg)

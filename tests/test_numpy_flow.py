@@ -17,8 +17,9 @@ from implicit_reg.optim import gradient_flow
 from implicit_reg.optim.factor_flow import FactorCoordinates
 from implicit_reg.optim.numpy_flow import numpy_flow
 from implicit_reg.optim.svd_flow import SvdCoordinates
-from implicit_reg.problems import LeastSquares, MatrixCompletion, least_squares_data
+from implicit_reg.problems import LeastSquares, MatrixCompletion, MatrixSensing, least_squares_data
 from implicit_reg.problems.matrix_completion import parse_entries, random_low_rank
+from implicit_reg.problems.matrix_sensing import random_data as sensing_data
 
 
 def completion(rows: int, cols: int) -> MatrixCompletion:
@@ -33,11 +34,18 @@ def least_squares(n: int, d: int) -> LeastSquares:
     return LeastSquares(X, y)
 
 
+def sensing(rows: int, cols: int, measurements: int) -> MatrixSensing:
+    generator = torch.Generator().manual_seed(rows * 10 + cols)
+    A, y, truth = sensing_data(rows, cols, 1, measurements, generator)
+    return MatrixSensing(A, y, truth, infimal_rank=1)
+
+
 PROBLEMS = {
     "completion_2x2": lambda: completion(2, 2),
     "completion_3x2": lambda: completion(3, 2),
     "completion_2x4": lambda: completion(2, 4),
     "least_squares_3x5": lambda: least_squares(3, 5),
+    "sensing_3x2": lambda: sensing(3, 2, 4),
 }
 
 
