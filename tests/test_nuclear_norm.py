@@ -14,7 +14,7 @@ from conftest import train_here
 
 from implicit_reg.config import ConfigError, validate
 from implicit_reg.events import read_scalars
-from implicit_reg.problems import MatrixCompletion
+from implicit_reg.problems import MatrixCompletion, build_problem
 from implicit_reg.problems.matrix_completion import parse_entries, random_low_rank
 from implicit_reg.run import final_scalars
 
@@ -62,6 +62,21 @@ def test_completion_measurements_are_the_observed_entries(shape):
     assert torch.equal(torch.einsum("kij,ij->k", A, W), W[problem.mask])
     assert torch.equal(y, problem.target[problem.mask])
     assert torch.equal(A.sum(0), problem.mask.double())  # one e_i e_jᵀ per observed entry
+
+
+def test_given_target_with_a_mask_measures_only_the_masked_entries(compose_cfg):
+    cfg = compose_cfg(
+        "problem=matrix_completion",
+        "problem.target=[[1.0,2.0,3.0],[4.0,5.0,6.0]]",
+        "problem.mask=[[1,0,1],[0,1,1]]",
+        "problem.infimal_rank=1",
+    )
+    problem = build_problem(cfg.problem, torch.device("cpu"), torch.float64)
+    A, y = problem.linear_measurements()
+    assert torch.equal(
+        A.to_dense().sum(0), torch.tensor([[1.0, 0, 1], [0, 1, 1]], dtype=torch.float64)
+    )
+    assert y.tolist() == [1.0, 3.0, 5.0, 6.0]
 
 
 # --- known answers ----------------------------------------------------------------------------
