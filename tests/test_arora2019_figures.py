@@ -61,6 +61,7 @@ def make_sweep(root: Path, kind: str = "matrix_completion", count_key: str = "ob
                     values = {t: planted(depth, count, t, eps)[seed] for t in TAGS}
                     rows.append((seed, eps ** (1 / depth), "converged", values))
             rows.append((5, SCALES[0] ** (1 / depth), "diverged", dict.fromkeys(TAGS, 1e9)))
+            rows.append((6, SCALES[1] ** (1 / depth), "max_steps", dict.fromkeys(TAGS, 1e-9)))
             with (folder / "runs.csv").open("w") as f:
                 writer = csv.writer(f)
                 writer.writerow(["run", "seed", "init_scale", "lr", "status", "steps", *TAGS])
@@ -103,9 +104,12 @@ def test_recovery_figure_plots_medians_quartiles_and_reference_lines(
     truth = {"norm/nuclear": 4.0, "rank/effective": float(torch.exp(-(s * s.log()).sum()))}
     for row, count in zip(axes, (100, 200), strict=True):
         assert f"{count}" in row[0].get_title()
-        for ax, tag in zip(row, TAGS, strict=True):
+        for ax, tag, ylabel in zip(
+            row, TAGS, ("reconstruction error", "nuclear", "effective rank"), strict=True
+        ):
+            assert ax.get_ylabel().startswith(ylabel)
             for depth in (2, 3):
-                line = _line(ax, f"depth {depth}")
+                line = _line(ax, f"depth {depth} (2 not converged, left out)")
                 np.testing.assert_allclose(line.get_xdata(), SCALES[::-1], rtol=1e-12)
                 want = [np.median(planted(depth, count, tag, e)) for e in SCALES[::-1]]
                 np.testing.assert_allclose(line.get_ydata(), want, rtol=1e-12)

@@ -3,7 +3,9 @@ of the solution gradient descent finds, against the end-to-end init scale ε, fo
 each observation count; the nuclear-norm minimizer and the ground truth as reference lines.
 
 Each point is the median over the seeds of a batched run (``runs.csv``), with the band from the
-25th to the 75th percentile; diverged runs are left out. A job of ``optim=nuclear_norm`` gives
+25th to the 75th percentile, over the runs that converged (fit the data to ``train.loss_tol``):
+a run stopped by its step budget, diverged or stalled has not found a solution, and the legend
+counts those left out. A job of ``optim=nuclear_norm`` gives
 the minimizer's line; the ground truth's nuclear norm and effective rank are computed from
 ``final.pt``'s ``ground_truth``.
 """
@@ -35,8 +37,8 @@ PANELS = (
 """(tag, axis label) of each column, all on log axes (depth 1's rank dwarfs the others)."""
 NUCLEAR = {"color": "tab:red", "linestyle": "--", "linewidth": 1.6}
 TRUTH = {"color": "black", "linestyle": ":", "linewidth": 1.6}
-KEPT = ("converged", "max_steps", "stalled", "unstable")
-"""Statuses whose final W is plotted (a diverged run has no finite W)."""
+KEPT = ("converged",)
+"""Statuses whose final W is plotted: a solution of the data."""
 
 
 def supports(runs: list[Run]) -> list[Run]:
@@ -76,8 +78,10 @@ def draw_recovery(runs: list[Run], count_key: str, count_label: str, title: str)
                 scales, lo, mid, hi = median_band(by_depth[depth], tag)
                 colour = style.DEPTH_COLOURS.get(depth, "tab:purple")
                 unfinished = sum(r["status"] != "converged" for r in by_depth[depth])
-                label = f"depth {depth}" + (f" ({unfinished} not converged)" if unfinished else "")
-                ax.plot(scales, mid, "o-", color=colour, label=label, ms=4)
+                name = f"depth {depth}" + (
+                    f" ({unfinished} not converged, left out)" if unfinished else ""
+                )
+                ax.plot(scales, mid, "o-", color=colour, label=name, ms=4)
                 ax.fill_between(scales, lo, hi, color=colour, alpha=0.2, lw=0)
             for minimizer in minimizers:
                 value = minimizer.metrics.get(tag)
@@ -122,7 +126,7 @@ def final_rows(run: Run) -> list[dict[str, Any]]:
 def median_band(
     rows: list[dict[str, Any]], tag: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(ε, 25th percentile, median, 75th percentile) of ``tag`` over the kept runs at each
+    """(ε, 25th percentile, median, 75th percentile) of ``tag`` over the converged runs at each
     end-to-end scale, in increasing ε (scales equal to 1e-9 in log10 are one scale)."""
     groups: dict[float, list[float]] = defaultdict(list)
     for row in rows:
