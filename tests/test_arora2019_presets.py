@@ -87,10 +87,9 @@ def test_quick_preset_runs_and_draws_its_figure(tmp_path: Path, train_cli, prese
     overrides, png = CUT_DOWN[preset]
     sweep = tmp_path / "sweep"
     done = train_cli(
-        f"experiment={preset}", *overrides, "batch.seeds=2", "batch.end_to_end_scales=[1e-2,1e-3]",
-        "train.max_steps=3000", "train.loss_tol=1e-3", f"hydra.sweep.dir={sweep}",
+        f"experiment={preset}", *overrides, "train.max_steps=3000", f"hydra.sweep.dir={sweep}",
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, done.stderr[-3000:]  # every job finished (none failed)
     drawn = subprocess.run(
         [sys.executable, "-m", "implicit_reg.figures", str(sweep)],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
