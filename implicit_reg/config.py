@@ -4,6 +4,7 @@ one message naming the key, the value and what is allowed."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 from typing import Any
 
@@ -14,7 +15,8 @@ from implicit_reg import batch, init
 from implicit_reg.device import DEVICES, DTYPES
 from implicit_reg.problems import KINDS as PROBLEM_KINDS
 
-OPTIMIZERS = ("gd", "flow")
+OPTIMIZERS = ("gd", "flow", "nuclear_norm")
+NUCLEAR_NORM_SOLVERS = ("clarabel", "scs")  # cvxpy solvers that report status and duality gap
 FLOW_METHODS = ("LSODA", "BDF", "Radau")  # scipy's implicit solvers: the flow is stiff
 FLOW_COORDINATES = ("auto", "factors", "svd")
 FLOW_FIELDS = ("auto", "numpy", "torch")  # the flow's right-hand side (optim/numpy_flow.py)
@@ -86,6 +88,8 @@ def _validate_batch(cfg: DictConfig) -> None:
         check_number(cfg, "batch.threads", minimum=1, strict=False, integer=True)
     if not isinstance(cfg.batch.fused, bool):
         raise ConfigError("batch.fused", cfg.batch.fused, "true | false")
+    if cfg.optim.name == "nuclear_norm":
+        _single_solve(cfg)
     if cfg.optim.name != "gd" and batch.size(cfg) > 1:
         raise ConfigError("optim.name", cfg.optim.name, "gd for a batch of several runs")
     if cfg.batch.init_scales is not None and cfg.init.kind == "zero":
@@ -94,6 +98,16 @@ def _validate_batch(cfg: DictConfig) -> None:
             OmegaConf.to_container(cfg.batch.init_scales),
             "null when init.kind=zero (a zero init has no scale)",
         )
+
+
+def _single_solve(cfg: DictConfig) -> None:
+    """``optim=nuclear_norm`` solves one convex program: no batch of seeds, scales or lrs."""
+    why = "with optim=nuclear_norm (one convex program, one solution: nothing to batch)"
+    if cfg.batch.seeds != 1:
+        raise ConfigError("batch.seeds", cfg.batch.seeds, f"1 {why}")
+    for key in ("batch.init_scales", "batch.lrs"):
+        if (value := OmegaConf.select(cfg, key)) is not None:
+            raise ConfigError(key, OmegaConf.to_container(value), f"null {why}")
 
 
 def _positive_list(cfg: DictConfig, key: str) -> None:
@@ -133,6 +147,9 @@ def _known_keys(node: DictConfig, prefix: str) -> None:
 def _validate_optim(cfg: DictConfig) -> None:
     _choice(cfg, "optim.name", OPTIMIZERS)
     check_number(cfg, "optim.lr", minimum=0, strict=True, integer=False)
+    if cfg.optim.name == "nuclear_norm":
+        _validate_nuclear_norm(cfg)
+        return
     if cfg.optim.name != "flow":
         return
     _choice(cfg, "optim.method", FLOW_METHODS)
@@ -160,6 +177,35 @@ def _validate_optim(cfg: DictConfig) -> None:
     for key, value, ok, allowed in needs:
         if not ok:
             raise ConfigError(key, value, f"{allowed} with flow.coordinates=svd")
+
+
+def _validate_nuclear_norm(cfg: DictConfig) -> None:
+    """``optim=nuclear_norm`` (``implicit_reg.baselines.nuclear_norm``): a matrix problem, the
+    solver's keys, float64, and cvxpy with the solver installed."""
+    if cfg.problem.kind == "least_squares":
+        raise ConfigError(
+            "problem",
+            cfg.problem.name,
+            "a matrix problem (completion_2x2, matrix_completion, …) with optim=nuclear_norm: "
+            "least squares fits a vector β, which has no nuclear norm to minimize",
+        )
+    _choice(cfg, "optim.solver", NUCLEAR_NORM_SOLVERS)
+    check_number(cfg, "optim.tol", minimum=0, strict=True, integer=False)
+    if cfg.optim.max_iters is not None:
+        check_number(cfg, "optim.max_iters", minimum=1, strict=False, integer=True)
+    if cfg.dtype != "float64":
+        raise ConfigError(
+            "dtype", cfg.dtype, "float64 with optim=nuclear_norm (cvxpy's solvers are float64)"
+        )
+    # each solver's Python package is named as the solver (clarabel, scs)
+    missing = [m for m in ("cvxpy", cfg.optim.solver) if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(
+            "optim.name",
+            "nuclear_norm",
+            f"gd | flow: optim=nuclear_norm needs {' and '.join(missing)}, not installed here "
+            "(pip install -e '.[baselines]')",
+        )
 
 
 def _validate_problem(cfg: DictConfig) -> None:

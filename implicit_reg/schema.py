@@ -52,6 +52,19 @@ class FlowSchema:
 
 
 @dataclass
+class NuclearNormSchema:
+    """``optim=nuclear_norm``: min ‖W‖_* subject to the observations, one cvxpy solve
+    (``implicit_reg.baselines.nuclear_norm``). ``lr`` is not used: it lets presets and sweeps
+    that set ``optim.lr`` compose."""
+
+    name: str = "nuclear_norm"
+    solver: str = "clarabel"
+    tol: float = 1.0e-7
+    max_iters: Optional[int] = None
+    lr: float = 1.0e-2
+
+
+@dataclass
 class FlowCoordinatesSchema:
     coordinates: str = "auto"
     field: str = "auto"
@@ -153,6 +166,7 @@ _STORE: dict[str, Any] = {
     "init": InitSchema,
     "optim_gd": GDSchema,
     "optim_flow": {"optim": FlowSchema, "flow": FlowCoordinatesSchema},
+    "optim_nuclear_norm": NuclearNormSchema,
     "train": TrainSchema,
     "batch": BatchSchema,
     "problem_least_squares": _global("problem", LeastSquaresSchema),

@@ -37,6 +37,13 @@ class Problem(Protocol):
         (depth 1), else None."""
         ...
 
+    def linear_measurements(self) -> tuple[Tensor, Tensor]:
+        """The observations as linear equations ⟨A_k, W⟩ = y_k, k = 1 … K: ``A`` ``(K, rows,
+        cols)`` (dense, or a sparse COO tensor where each A_k has few nonzeros, as completion's
+        e_i e_jᵀ) and ``y`` ``(K,)``; ``optim=nuclear_norm`` fits them exactly. Matrix problems
+        only: least squares fits a vector β, and that baseline refuses it."""
+        ...
+
     def data(self) -> dict[str, Tensor]:
         """The problem data saved in ``final.pt`` so that any metric can be recomputed."""
         ...

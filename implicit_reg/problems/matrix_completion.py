@@ -81,6 +81,16 @@ class MatrixCompletion:
             out["loss/test"] = self.test_loss(W)
         return out
 
+    def linear_measurements(self) -> tuple[Tensor, Tensor]:
+        """Ω as ⟨A_k, W⟩ = W_ij = b_ij: A_k = e_i e_jᵀ for the k-th observed (i, j) in row-major
+        order, as a sparse COO ``(K, rows, cols)`` (dense it would be K·rows·cols numbers);
+        y ``(K,)`` the observed b_ij in the same order."""
+        K = len(self.observed)
+        index = torch.tensor([[k, i, j] for k, (i, j) in enumerate(self.observed)]).T
+        ones = torch.ones(K, dtype=self.target.dtype)
+        A = torch.sparse_coo_tensor(index, ones, (K, *self.shape), check_invariants=True).coalesce()
+        return A.to(self.target.device), self.target[self.mask]
+
     def data(self) -> dict[str, Tensor]:
         return {"target": self.target.cpu(), "mask": self.mask.cpu()}
 

@@ -1,0 +1,3 @@
+"""Baselines that are not gradient methods: the certified nuclear-norm minimizer
+(``optim=nuclear_norm``, ``implicit_reg.baselines.nuclear_norm``), needing the optional extra
+``pip install -e ".[baselines]"`` (cvxpy, Clarabel)."""
