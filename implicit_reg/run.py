@@ -364,16 +364,8 @@ def _nuclear_norm(cfg: DictConfig, out_dir: Path, folder: run_folder.Folder) -> 
 
 
 def final_scalars(problem: Any, W: Tensor, max_tracked: int) -> dict[str, Tensor]:
-    """The tags of a solved W ``(1, rows, cols)`` (``time/flow`` = lr × 0 steps = 0), with
-    ``error/reconstruction`` = ‖W − W*‖_F / ‖W*‖_F where the problem knows its ground truth."""
-    values = scalars.compute_runs(problem, W, torch.zeros(1, dtype=W.dtype), None, max_tracked)
-    truth = getattr(problem, "ground_truth", None)
-    if truth is not None and "error/reconstruction" not in values:
-        truth = truth.to(W)
-        values["error/reconstruction"] = (
-            torch.linalg.matrix_norm(W - truth) / torch.linalg.matrix_norm(truth)
-        ).reshape(1)
-    return values
+    """The tags of a solved W ``(1, rows, cols)`` (``time/flow`` = lr × 0 steps = 0)."""
+    return scalars.compute_runs(problem, W, torch.zeros(1, dtype=W.dtype), None, max_tracked)
 
 
 def _baseline_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
@@ -383,11 +375,7 @@ def _baseline_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
     for key in ("primal_objective", "duality_gap", "constraint_residual"):
         if key in result:
             rows.append((key.replace("_", " "), f"{result[key]:.6g}"))
-    rows += [
-        (key, f"{result[key]:.6g}")
-        for key in (*SUMMARY_KEYS, "error/reconstruction")
-        if key in result
-    ]
+    rows += [(key, f"{result[key]:.6g}") for key in SUMMARY_KEYS if key in result]
     rows.append(("wall time", f"{result['wall_time_s']:.2f} s on {result['device']}"))
     return rows
 
