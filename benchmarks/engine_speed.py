@@ -8,7 +8,11 @@
    every step), in the engine's loop with each stepper (batched ``@``, entry by entry, the fused
    hand-written gradient), and end to end: ``python train.py batch.seeds=<runs> …`` as a process
    (start-up, init, logging, runs.csv included), run-steps per second of the whole process;
-3. init: ``sample_batch`` of ``--inits`` balanced starts with det > 0.
+3. init: ``sample_batch`` of ``--inits`` balanced starts with det > 0 (and with any det, which
+   redraws nothing), each in a fresh process.
+
+``--baseline DIR`` times the end-to-end process and the init of another checkout beside this
+one's, in the same invocation (before/after a change).
 
 ``--compile`` adds the entry-wise loss under ``torch.compile`` (compile time included).
 
@@ -22,13 +26,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 
@@ -150,29 +154,61 @@ def many_runs(args, device, dtype) -> None:
           f"{args.runs * args.steps / seconds:.3g} |")  # fmt: skip
     if args.compile:  # the loss (forward and, through AOTAutograd, backward) compiled
         stepper = EntryStepper(starts(args.runs, device, dtype), prob)
-        stepper.problem = SimpleNamespace(entry_loss=torch.compile(prob.entry_loss))
+        stepper._entry_loss = torch.compile(prob.entry_loss)
         seconds = timed(lambda: engine_loop(stepper, args.runs, 0.01, args.steps, device, dtype))
         print(f"| loop, entry by entry, compiled loss (compile included) | "
               f"{args.runs * args.steps / seconds:.3g} |")  # fmt: skip
+    trees = {"": ROOT, **({" (baseline)": Path(args.baseline)} if args.baseline else {})}
+    for label, tree in trees.items():  # alternated with the baseline checkout, if given
+        rate, loop = end_to_end(args, tree)
+        print(f"| end to end{label}, `python train.py batch.seeds={args.runs}` (whole process) | "
+              f"{rate:.3g} |")  # fmt: skip
+        print(f"| … its training loop alone{label} (metrics.json `run_steps_per_s`) | "
+              f"{loop:.3g} |")  # fmt: skip
+
+
+def end_to_end(args, tree: Path) -> tuple[float, float]:
+    """Run-steps per second of ``python train.py`` of checkout ``tree`` as a process, and of its
+    training loop (``run_steps_per_s``)."""
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [
-            sys.executable, str(ROOT / "train.py"), f"hydra.run.dir={tmp}", f"device={args.device}",
+            sys.executable, str(tree / "train.py"), f"hydra.run.dir={tmp}", f"device={args.device}",
             f"dtype={args.dtype}", f"batch.seeds={args.runs}", f"train.max_steps={args.steps}",
             "train.loss_tol=0", "train.progress=false",
         ]  # fmt: skip
-        seconds = timed(lambda: subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True))
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        seconds = timed(lambda: subprocess.run(cmd, cwd=tree, env=env, check=True,
+                                               capture_output=True))  # fmt: skip
         metrics = json.loads((Path(tmp) / "metrics.json").read_text())
-    print(f"| end to end, `python train.py batch.seeds={args.runs}` (whole process) | "
-          f"{metrics['gradient_evaluations'] / seconds:.3g} |")  # fmt: skip
-    print(f"| … its training loop alone (metrics.json `run_steps_per_s`) | "
-          f"{metrics['run_steps_per_s']:.3g} |")  # fmt: skip
+    return metrics["gradient_evaluations"] / seconds, metrics["run_steps_per_s"]
+
+
+INIT = (
+    "import sys, time, torch; torch.set_num_threads({threads}); "
+    "from implicit_reg.factorization import factor_shapes; "
+    "from implicit_reg.init import sample_batch; "
+    "n, d = {inits}, torch.device('{device}'); "
+    "s, k = torch.full((n,), 1e-2, dtype=torch.float64, device=d), torch.arange(n, device=d); "
+    "t = time.perf_counter(); sample_batch('balanced', s, '{det}', factor_shapes(2, 2, 3, 2), k); "
+    "print(time.perf_counter() - t)"
+)
 
 
 def init_speed(args, device) -> None:
-    scales = torch.full((args.inits,), 1e-2, dtype=torch.float64, device=device)
-    seeds = torch.arange(args.inits, device=device)
-    seconds = timed(lambda: sample_batch("balanced", scales, "positive", SHAPES, seeds))
-    print(f"\n## Init: {args.inits} balanced 2×2 depth-3 starts, det > 0: {seconds:.2f} s\n")
+    """``sample_batch`` of ``--inits`` balanced starts, each in a fresh process (of this checkout
+    and of the baseline's, alternated): det > 0, and det of any sign (no redraws)."""
+    print(f"\n## Init: {args.inits} balanced 2×2 depth-3 starts (s)\n")
+    print("| checkout | det > 0 | any det |\n|---|---:|---:|")
+    trees = {"this": ROOT, **({"baseline": Path(args.baseline)} if args.baseline else {})}
+    for name, tree in trees.items():
+        seconds = []
+        for det in ("positive", "any"):
+            code = INIT.format(threads=args.threads, inits=args.inits, device=device, det=det)
+            env = {**os.environ, "PYTHONPATH": str(tree)}
+            out = subprocess.run([sys.executable, "-c", code], cwd=tree, env=env, check=True,
+                                 capture_output=True, text=True)  # fmt: skip
+            seconds.append(float(out.stdout))
+        print(f"| {name} | {seconds[0]:.2f} | {seconds[1]:.2f} |")
 
 
 def main() -> None:
@@ -186,6 +222,10 @@ def main() -> None:
     parser.add_argument("--inits", type=int, default=1_000_000)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (batch.threads)")
     parser.add_argument("--compile", action="store_true", help="also torch.compile the loss")
+    parser.add_argument(
+        "--baseline", help="another checkout (e.g. `git worktree add /tmp/base <commit>`): its "
+        "end to end and init are timed beside this one's",
+    )  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)

@@ -7,10 +7,12 @@ determinant has the requested sign (Theorem 1 assumes det W(0) > 0).
 
 Every run draws from its own counter-based stream (``implicit_reg.rng``) keyed by its seed, in
 chunks of runs, on the device: run k of a batch with seeds ``seed + k`` starts exactly where the
-single run with that seed starts, and 10⁶ starts take a fraction of a second.
+single run with that seed starts, and 10⁶ balanced 2×2 starts take about a second.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -21,7 +23,6 @@ from implicit_reg.factorization import product
 KINDS = ("gaussian", "identity", "balanced", "zero")
 DET_SIGNS = ("any", "positive", "negative")
 MAX_TRIES = 1000
-TRIES = 2
 CHUNK = 32768
 """Runs drawn at a time: their temporaries stay small (whole-batch draws were ×3–5 slower on
 this CPU: memory traffic, and intra-op threads waiting for busy cores)."""
@@ -40,45 +41,80 @@ def sample_batch(
     kind: str, scales: Tensor, det: str, shapes: list[tuple[int, int]], seeds: Tensor
 ) -> list[Tensor]:
     """The factors of runs with these ``seeds`` and ``scales`` ``(runs,)``, each factor
-    ``(runs, d_j, d_{j−1})`` in float64 on the seeds' device."""
-    parts = [
-        _sample(kind, scales[i : i + CHUNK], det, shapes, seeds[i : i + CHUNK])
-        for i in range(0, len(seeds), CHUNK)
-    ]
-    return [torch.cat([p[j] for p in parts]) for j in range(len(shapes))]
+    ``(runs, d_j, d_{j−1})`` in float64 on the seeds' device.
 
-
-def _sample(
-    kind: str, scales: Tensor, det: str, shapes: list[tuple[int, int]], seeds: Tensor
-) -> list[Tensor]:
-    """Draw 0 for every run; a run whose det has the wrong sign takes its first draw 1, 2, …
-    that has the right one. Redraws go ``TRIES`` at a time, so a chunk needs few rounds."""
-    factors = _draw(kind, scales, shapes, seeds, torch.zeros_like(seeds))
-    if det == "any":
-        return factors
-    want = 1.0 if det == "positive" else -1.0
-    wrong = (_det_sign(factors) != want).nonzero().view(-1)
-    attempt = 1
+    Every run takes draw 0; with ``det`` positive or negative, a run whose det has the wrong
+    sign takes its first draw 1, 2, … that has the right one. A draw is decided on its raw
+    numbers (``_raw``), and made into factors once, for the draw each run keeps."""
+    want = None if det == "any" else 1.0 if det == "positive" else -1.0
+    raw, good = _draws(kind, scales, shapes, seeds, 0, want)
+    wrong, attempt = (~good).nonzero().view(-1), 1
     while len(wrong) > 0:
         if attempt >= MAX_TRIES:
             raise RuntimeError(
                 f"init.det={det}: no draw of {kind} init had that sign in {MAX_TRIES} tries"
             )
-        n = len(wrong)
-        idx = wrong.repeat(TRIES)
-        draws = attempt + torch.arange(TRIES, device=seeds.device).repeat_interleave(n)
-        again = _draw(kind, scales[idx], shapes, seeds[idx], draws)
-        good = (_det_sign(again) == want).view(TRIES, n)
-        found = good.any(0)
-        pick = (good.to(torch.int8).argmax(0) * n + torch.arange(n, device=seeds.device))[found]
-        for f, g in zip(factors, again, strict=True):
-            f[wrong[found]] = g[pick]
-        wrong, attempt = wrong[~found], attempt + TRIES
-    return factors
+        again, found = _draws(kind, scales[wrong], shapes, seeds[wrong], attempt, want)
+        for r, a in zip(raw, again, strict=True):
+            r[wrong[found]] = a[found]
+        wrong, attempt = wrong[~found], attempt + 1
+    return _chunked(lambda s: _factors(kind, [r[s] for r in raw], shapes), len(seeds))
 
 
-def _det_sign(factors: list[Tensor]) -> Tensor:
-    return torch.sign(_det(product(factors)))
+def _draws(
+    kind: str,
+    scales: Tensor,
+    shapes: list[tuple[int, int]],
+    seeds: Tensor,
+    attempt: int,
+    want: float | None,
+) -> tuple[list[Tensor], Tensor]:
+    """Draw ``attempt`` of these runs, raw, and whether its det has the sign ``want`` (None:
+    any sign will do)."""
+
+    def part(runs: slice) -> list[Tensor]:
+        raw = _raw(kind, scales[runs], shapes, seeds[runs], attempt)
+        if want is None:
+            return [*raw, torch.ones(len(raw[0]), dtype=torch.bool, device=seeds.device)]
+        return [*raw, _det_sign(kind, raw, shapes) == want]
+
+    *raw, good = _chunked(part, len(seeds))
+    return raw, good
+
+
+def _chunked(part: Callable[[slice], list[Tensor]], runs: int) -> list[Tensor]:
+    """``part`` of runs ``CHUNK`` at a time, gathered into tensors of all ``runs``."""
+    out: list[Tensor] = []
+    for i in range(0, runs, CHUNK):
+        pieces = part(slice(i, i + CHUNK))
+        out = out or [p.new_empty(runs, *p.shape[1:]) for p in pieces]
+        for whole, piece in zip(out, pieces, strict=True):
+            whole[i : i + CHUNK] = piece
+    return out
+
+
+SURE = 1e-6
+"""A balanced draw's det sign is that of the drawn W = scale^L·G where |det W| > SURE·‖W‖_F^d
+(d×d): the split and its product move W by a few ulps of ‖W‖_F, far less than that."""
+TINY = 1e-280
+"""... and |det W| above this (its products far from underflow)."""
+
+
+def _det_sign(kind: str, raw: list[Tensor], shapes: list[tuple[int, int]]) -> Tensor:
+    """sign det(W_L ⋯ W_1) of the factors that ``_factors`` makes of these raw draws. A balanced
+    draw far from det 0 is decided on W itself (no split); the others are split and
+    multiplied, exactly as their factors will be."""
+    if kind != "balanced" or len(shapes) == 1:
+        return torch.sign(_det(product(raw)))
+    (W,) = raw
+    det = _det(W)
+    bound = SURE * W.square().sum((-2, -1)) ** (W.shape[-1] / 2)
+    sure = (det.abs() > bound) & (det.abs() > TINY) & torch.isfinite(bound)
+    sign = torch.sign(det)
+    unsure = (~sure).nonzero().view(-1)
+    if len(unsure) > 0:
+        sign[unsure] = torch.sign(_det(product(balanced_split(W[unsure], shapes))))
+    return sign
 
 
 def _det(W: Tensor) -> Tensor:
@@ -88,9 +124,11 @@ def _det(W: Tensor) -> Tensor:
     return torch.linalg.det(W)
 
 
-def _draw(
+def _raw(
     kind: str, scales: Tensor, shapes: list[tuple[int, int]], seeds: Tensor, attempt: int
 ) -> list[Tensor]:
+    """What a draw is before it becomes factors: balanced (depth > 1), its product
+    W = scale^L·G; every other kind, its factors."""
     runs, device = len(seeds), seeds.device
     scale = scales.to(device, torch.float64).view(-1, 1, 1)
     if kind == "gaussian":
@@ -106,10 +144,14 @@ def _draw(
     if kind == "balanced":
         rows, cols = shapes[-1][0], shapes[0][1]
         G = rng.normals(seeds, attempt, rows * cols).view(runs, rows, cols)
-        if len(shapes) == 1:
-            return [G * scale]
-        return balanced_split(G * scale ** len(shapes), shapes)
+        return [G * scale ** len(shapes)] if len(shapes) > 1 else [G * scale]
     raise ValueError(f"init.kind must be one of {KINDS}, got {kind!r}")
+
+
+def _factors(kind: str, raw: list[Tensor], shapes: list[tuple[int, int]]) -> list[Tensor]:
+    if kind == "balanced" and len(shapes) > 1:
+        return balanced_split(raw[0], shapes)
+    return raw
 
 
 def _split(z: Tensor, shapes: list[tuple[int, int]]) -> list[Tensor]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch import Tensor
@@ -100,10 +101,18 @@ def to_floats(values: dict[str, Tensor]) -> dict[str, float] | dict[str, list[fl
 
 def quantiles(values: dict[str, Tensor], include: Tensor) -> dict[str, float]:
     """``<tag>/<q>`` over the runs where ``include`` is True and the value is not NaN (NaN where
-    there is none), linearly interpolated as ``torch.quantile``; by selection (``kthvalue``),
-    which on 10⁶ runs costs a fraction of a sort."""
-    out = {}
+    there is none), linearly interpolated as ``torch.quantile``; by selection, which on 10⁶ runs
+    costs a fraction of a sort. Without NaNs every tag has the same runs: all tags are copied to
+    the host at once and selected there (NumPy's ``partition`` at the order statistics needed;
+    ``torch.kthvalue`` tag by tag costs ×4 at 10⁴ runs)."""
     everyone = bool(include.all())
+    rows = torch.stack([v.double() for v in values.values()]) if values else None
+    rows = rows if rows is None or everyone else rows[:, include]
+    if rows is not None and rows.shape[1] > 0:
+        host = rows.cpu().numpy()
+        if not np.isnan(host).any():
+            return _quantiles_of_rows(list(values), host)
+    out = {}
     for tag, value in values.items():
         x = value if everyone else value[include]
         nan = torch.isnan(x)
@@ -111,6 +120,28 @@ def quantiles(values: dict[str, Tensor], include: Tensor) -> dict[str, float]:
         for name, q in QUANTILES.items():
             out[f"{tag}/{name}"] = _quantile(x, q)
     return out
+
+
+def _quantiles_of_rows(tags: list[str], x: np.ndarray) -> dict[str, float]:
+    """``_quantile`` of each row of ``x`` ``(tags, n)``, n ≥ 1, all rows at once."""
+    n = x.shape[1]
+    ranks = sorted({k for q in QUANTILES.values() for k in _ranks(q, n)})
+    picked = np.partition(x, ranks, axis=1)[:, ranks].tolist()
+    out = {}
+    for tag, row in zip(tags, picked, strict=True):
+        at = dict(zip(ranks, row, strict=True))
+        for name, q in QUANTILES.items():
+            low, *high = (at[k] for k in _ranks(q, n))
+            fraction = q * (n - 1) - int(q * (n - 1))
+            out[f"{tag}/{name}"] = low + (high[0] - low) * fraction if high else low
+    return out
+
+
+def _ranks(q: float, n: int) -> list[int]:
+    """The order statistics (0-based) that the q-quantile of n numbers interpolates between."""
+    position = q * (n - 1)
+    below = int(position)
+    return [below] if position == below else [below, below + 1]
 
 
 def _quantile(x: Tensor, q: float) -> float:

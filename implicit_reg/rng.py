@@ -27,14 +27,16 @@ def philox(counter: list[Tensor], key: list[Tensor]) -> list[Tensor]:
     """Philox4x32-10 of four 32-bit counter words under two 32-bit key words (broadcastable
     int64 tensors holding values in [0, 2³²)); returns four words.
 
-    Each round: (hi, lo) of M0·c0 and M1·c2, then c ← (hi₁ ⊕ c1 ⊕ k0, lo₁, hi₀ ⊕ c3 ⊕ k1, lo₀).
-    The lo words are kept as the whole 64-bit product and masked where they are used."""
+    Each round: (hi, lo) of M0·c0 and M1·c2, then c ← (hi₁ ⊕ c1 ⊕ k0, lo₁, hi₀ ⊕ c3 ⊕ k1, lo₀),
+    with the round's key k + r·(Weyl increment). The lo words are kept as the whole 64-bit
+    product and masked where they are used; each new word is built in place (one buffer)."""
     c0, c1, c2, c3 = counter
     k0, k1 = key
-    for r in range(ROUNDS):
+    c0, c2 = torch.broadcast_tensors(c0, c2, c1, c3, k0, k1)[:2]  # the in-place ops' shape
+    for r in range(ROUNDS):  # the key words need no mask: only the low 32 bits of c0, c2 stay
         p0, p1 = c0 * MULTIPLIERS[0], c2 * MULTIPLIERS[1]
-        c0 = ((p1 >> 32) ^ c1 ^ ((k0 + r * WEYL[0]) & MASK)) & MASK
-        c2 = ((p0 >> 32) ^ c3 ^ ((k1 + r * WEYL[1]) & MASK)) & MASK
+        c0 = (p1 >> 32).bitwise_xor_(c1).bitwise_xor_(k0 + r * WEYL[0]).bitwise_and_(MASK)
+        c2 = (p0 >> 32).bitwise_xor_(c3).bitwise_xor_(k1 + r * WEYL[1]).bitwise_and_(MASK)
         c1, c3 = p1, p0
     return [c0, c1 & MASK, c2, c3 & MASK]
 

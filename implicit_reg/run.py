@@ -25,8 +25,7 @@ from implicit_reg.factorization import DeepFactorization, factor_shapes, product
 from implicit_reg.init import sample_batch
 from implicit_reg.interrupt import StopRequest
 from implicit_reg.logger import TensorBoardLogger
-from implicit_reg.optim import descend, flow_from_config
-from implicit_reg.optim.flow import reference_step
+from implicit_reg.optim import descend
 from implicit_reg.optim.gd import (
     CONVERGED,
     DIVERGED,
@@ -261,6 +260,8 @@ def _flow(
     folder: run_folder.Folder,
 ) -> dict[str, Any]:
     """``optim=flow``: one run integrated by a stiff solver, logged and written like GD's."""
+    from implicit_reg.optim.flow import flow_from_config, reference_step  # SciPy: only here
+
     model = DeepFactorization([f[0] for f in start])
     logger = TensorBoardLogger(out_dir, 1)
     # decades of loss toward train.loss_tol; else reference steps toward train.max_time

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from implicit_reg import rng
 from implicit_reg.factorization import product
+from implicit_reg.optim.steppers import EntryStepper, entry_layout
 from implicit_reg.problems import Problem
 
 
@@ -27,33 +28,53 @@ def sharpness(
     pseudo-random vector (the same for every run). The loss of the stack is a sum over runs, so
     its Hessian is block diagonal and each run's iteration is its own. Returns the Rayleigh
     quotients vᵀ∇²f v of the unit iterates ``(K,)`` (the eigenvalue of largest magnitude, which is
-    the top one away from saddles) and the iterates."""
-    params = [f.detach().clone().requires_grad_(True) for f in factors]
-    runs = params[0].shape[0]
+    the top one away from saddles) and the iterates. Small factors of many runs are
+    differentiated entry by entry, as their gradient step is (``EntryStepper``; a batched ``@``
+    of tiny matrices, twice differentiated, costs several times more)."""
+    shapes = [tuple(f.shape[1:]) for f in factors]
+    runs = factors[0].shape[0]
+    if start is None:
+        z = rng.normals(torch.zeros(1, dtype=torch.int64), 0, sum(r * c for r, c in shapes), 1)
+        parts = z.to(factors[0].device, factors[0].dtype).split([r * c for r, c in shapes], -1)
+        start = [t.view(1, *s).expand(runs, *s) for t, s in zip(parts, shapes, strict=True)]
     with torch.enable_grad():
-        grads = torch.autograd.grad(problem.loss(product(params)).sum(), params, create_graph=True)
-        if start is None:
-            z = rng.normals(
-                torch.zeros(1, dtype=torch.int64), 0, sum(p[0].numel() for p in params), stream=1
-            )
-            parts = z.to(params[0].device, params[0].dtype).split(
-                [p[0].numel() for p in params], -1
-            )
-            start = [
-                t.view(1, *p.shape[1:]).expand_as(p) for t, p in zip(parts, params, strict=True)
-            ]
-        v = list(start)
+        if entry_layout(factors):
+            stepper = EntryStepper(factors, problem)
+            params, loss = stepper.params, stepper.graph()
+            v = [e for f in start for e in f.flatten(1).T]
+        else:
+            params = [f.detach().clone().requires_grad_(True) for f in factors]
+            loss, v = problem.loss(product(params)), list(start)
+        grads = torch.autograd.grad(
+            loss.sum(), params, create_graph=True, allow_unused=True, materialize_grads=True
+        )
+        live = [i for i, g in enumerate(grads) if g.requires_grad]  # an unused entry: ∇ ≡ 0
         value = torch.zeros(runs, dtype=params[0].dtype, device=params[0].device)
         for _ in range(iters):
             v = _unit(v)
-            hv = torch.autograd.grad(grads, params, grad_outputs=v, retain_graph=True)
+            hv = torch.autograd.grad(
+                [grads[i] for i in live],
+                params,
+                grad_outputs=[v[i] for i in live],
+                retain_graph=True,
+                allow_unused=True,
+                materialize_grads=True,
+            )
             value = sum(_per_run(a * b) for a, b in zip(v, hv, strict=True))
             v = [t.detach() for t in hv]
-    return value.detach(), _unit(v)
+    v = _unit(v)
+    if len(v) != len(factors):  # entries back into factors
+        flat = torch.stack(v, -1)
+        v = [part.reshape(runs, *s) for part, s in zip(_split(flat, shapes), shapes, strict=True)]
+    return value.detach(), v
+
+
+def _split(flat: Tensor, shapes: list[tuple[int, int]]) -> list[Tensor]:
+    return list(flat.split([r * c for r, c in shapes], -1))
 
 
 def _per_run(t: Tensor) -> Tensor:
-    return t.sum(tuple(range(1, t.dim())))
+    return t.sum(tuple(range(1, t.dim()))) if t.dim() > 1 else t
 
 
 def _unit(v: list[Tensor]) -> list[Tensor]:

@@ -13,7 +13,8 @@ from implicit_reg import run
 from implicit_reg.config import ConfigError, validate
 from implicit_reg.det_sign import DetSignMonitor
 from implicit_reg.factorization import factor_shapes
-from implicit_reg.init import sample_factors
+from implicit_reg.init import sample_batch, sample_factors
+from implicit_reg.optim.steppers import ENTRY_MIN_RUNS
 from implicit_reg.problems import LeastSquares, MatrixCompletion, least_squares_data
 from implicit_reg.schedule import LogSchedule, log_steps
 from implicit_reg.stability import sharpness
@@ -149,3 +150,27 @@ def test_stability_guard_warns_and_stops(tmp_path):
         warned = run(make_config(*base, "train.on_unstable=warn"), tmp_path / "warn")
     assert warned["status"] in ("max_steps", "diverged") and warned["unstable_at_step"] == 0
     assert warned["max_lr_times_sharpness"] == pytest.approx(3.0, rel=1e-2)
+
+
+@pytest.mark.parametrize("unobserved_row", [False, True])
+def test_sharpness_entry_by_entry_equals_batched_matmul(unobserved_row):
+    """Many runs of small factors are differentiated entry by entry (``EntryStepper``'s
+    layout), few by batched ``@``: the same sharpness and directions. With a row of W that no
+    observed entry reads, entries of the last factor have ∇ ≡ 0 (no graph to differentiate)."""
+    size = 3 if unobserved_row else 2
+    target = torch.arange(1.0, size * size + 1, dtype=torch.float64).view(size, size)
+    mask = torch.ones(size, size, dtype=torch.bool)
+    mask[0] = not unobserved_row
+    mask[-1, -1] = False
+    completion = MatrixCompletion(target, mask, infimal_rank=1)
+    shapes = factor_shapes(size, size, 3, size)
+    runs = 2 * ENTRY_MIN_RUNS
+    factors = sample_batch("gaussian", torch.full((runs,), 0.7, dtype=torch.float64), "any",
+                           shapes, torch.arange(runs))  # fmt: skip
+    value, direction = sharpness(completion, factors, iters=30)
+    half = ENTRY_MIN_RUNS // 2  # fewer runs than that: batched @
+    for part in range(0, runs, half):
+        alone, along = sharpness(completion, [f[part : part + half] for f in factors], iters=30)
+        torch.testing.assert_close(value[part : part + half], alone, rtol=1e-10, atol=0)
+        for d, a in zip(direction, along, strict=True):
+            torch.testing.assert_close(d[part : part + half], a, rtol=1e-8, atol=1e-10)

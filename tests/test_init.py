@@ -1,6 +1,7 @@
 """Initialization: balancedness (Theorem 2's assumption), determinant sign, counter-based streams
 (run k of a batch is the single run with seed + k, bit for bit)."""
 
+import hashlib
 import itertools
 
 import pytest
@@ -8,7 +9,7 @@ import torch
 
 from implicit_reg import rng
 from implicit_reg.factorization import factor_shapes, product
-from implicit_reg.init import balanced_split, sample_batch, sample_factors, svd_2x2
+from implicit_reg.init import _det, _det_sign, balanced_split, sample_batch, sample_factors, svd_2x2
 
 
 def test_philox_known_answers() -> None:
@@ -98,3 +99,39 @@ def test_same_seed_same_start_different_seed_different_start() -> None:
     a, b, c = (sample_factors("gaussian", 1e-2, "positive", shapes, s) for s in (7, 7, 8))
     assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
     assert not torch.equal(a[0], c[0])
+
+
+# sha256 (first 16 hex digits) of the float64 bytes of the factors of seeds 0..1000 (scales
+# 0.01, 0.5, 1 in turn), computed with the init of commit 4210437: what every seed draws (and the
+# README's numbers) must not change when the sampler is made faster.
+DRAWN = [
+    ("balanced", "positive", (2, 2, 3, 2), "7dffe3b5535a2ce5"),
+    ("balanced", "negative", (2, 2, 3, 2), "e726ff0096caf0e8"),
+    ("balanced", "any", (2, 2, 3, 2), "1a2c3e8a21462027"),
+    ("balanced", "positive", (3, 3, 2, 3), "1e96dec777dc6491"),
+    ("gaussian", "positive", (2, 2, 3, 2), "52d8bde24664ba94"),
+    ("gaussian", "any", (4, 3, 2, 2), "bd0215cc088163c8"),
+]
+
+
+@pytest.mark.parametrize(("kind", "det", "dims", "digest"), DRAWN)
+def test_seeds_draw_what_they_drew(kind: str, det: str, dims: tuple, digest: str) -> None:
+    scales = torch.tensor([1e-2, 0.5, 1.0], dtype=torch.float64).repeat(334)[:1001]
+    factors = sample_batch(kind, scales, det, factor_shapes(*dims), torch.arange(1001))
+    h = hashlib.sha256()
+    for f in factors:
+        h.update(f.contiguous().numpy().tobytes())
+    assert h.hexdigest()[:16] == digest
+
+
+def test_det_sign_of_a_near_singular_draw_is_that_of_its_factors() -> None:
+    """A balanced draw is decided on W = scale^L·G without splitting it unless its det is near
+    0; there the sign must be that of the factors' product (which the split rounds), as before
+    the shortcut. Near rank one, the two signs differ for about a third of these W."""
+    shapes = factor_shapes(2, 2, 3, 2)
+    z = rng.normals(torch.arange(10000), 0, 4)
+    W = z[:, :2, None] * z[:, None, 2:]  # rank one, then det ±1e-32
+    W = W + 1e-16 * torch.eye(2, dtype=torch.float64) * torch.sign(z[:, :1, None])
+    exact = torch.sign(_det(product(balanced_split(W, shapes))))
+    assert int((exact != torch.sign(_det(W))).sum()) > 1000  # the shortcut alone would be wrong
+    assert torch.equal(_det_sign("balanced", [W], shapes), exact)

@@ -63,9 +63,15 @@ def make_stepper(
     if fused:
         return FusedStepper(factors, problem)
     if entries is None:
-        small = max(f.shape[1] * f.shape[2] for f in factors) <= ENTRY_MAX_SIZE
-        entries = small and factors[0].shape[0] >= ENTRY_MIN_RUNS
+        entries = entry_layout(factors)
     return (EntryStepper if entries else MatmulStepper)(factors, problem)
+
+
+def entry_layout(factors: list[Tensor]) -> bool:
+    """Whether runs of these factors ``(K, d_j, d_{j−1})`` go entry by entry: small factors,
+    many runs."""
+    small = max(f.shape[1] * f.shape[2] for f in factors) <= ENTRY_MAX_SIZE
+    return small and factors[0].shape[0] >= ENTRY_MIN_RUNS
 
 
 class MatmulStepper:
@@ -119,7 +125,9 @@ class MatmulStepper:
 
 
 class EntryStepper:
-    """Factor j as a list of its entries, ``entries[j][a][b]`` of shape ``(K,)``."""
+    """Factor j as a list of its entries, ``entries[j][a][b]`` of shape ``(K,)``. A problem with
+    ``entry_loss`` reads only the entries ``observed`` of W: the others are left out of the
+    step (fewer ops, fewer temporaries) and computed, the same way, when W is asked for."""
 
     def __init__(self, factors: list[Tensor], problem: Problem) -> None:
         self.problem = problem
@@ -128,7 +136,12 @@ class EntryStepper:
             e.clone().requires_grad_(True) for f in factors for e in f.detach().flatten(1).T
         ]
         self._grads: tuple[Tensor, ...] = ()
-        self._entries: Tensor | list[list[Tensor]] = torch.empty(0)
+        self._entries: Tensor | list[list[Tensor | None]] = torch.empty(0)
+        self._versions: list[int] = []
+        self._entry_loss = getattr(problem, "entry_loss", None)
+        seen = getattr(problem, "observed", None) if self._entry_loss is not None else None
+        rows, cols = self.shapes[-1][0], self.shapes[0][1]
+        self._needed = [[seen is None or (a, b) in seen for b in range(cols)] for a in range(rows)]
 
     def _matrices(self, flat: list[Tensor]) -> list[list[list[Tensor]]]:
         out, i = [], 0
@@ -137,25 +150,34 @@ class EntryStepper:
             i += rows * cols
         return out
 
-    def loss(self) -> Tensor:
-        factors = self._matrices(self.params)
+    def _product(self, flat: list[Tensor], needed: list[list[bool]]) -> list[list[Tensor | None]]:
+        """The entries of W = W_L ⋯ W_1 that are ``needed`` (None elsewhere)."""
+        factors = self._matrices(flat)
         W = factors[0]
-        for A in factors[1:]:  # W ← A W, entry by entry
+        for j, A in enumerate(factors[1:], 2):  # W ← A W, entry by entry
             W = [
                 [_dot([A[a][c] for c in range(len(W))], [W[c][b] for c in range(len(W))])
+                 if j < len(factors) or needed[a][b] else None
                  for b in range(len(W[0]))]
                 for a in range(len(A))
             ]  # fmt: skip
-        entry_loss = getattr(self.problem, "entry_loss", None)
-        if entry_loss is not None:
-            loss = entry_loss(W)
-            self._entries = [[e.detach() for e in row] for row in W]
-        else:
-            stacked = torch.stack([torch.stack(row, -1) for row in W], -2)
-            loss = self.problem.loss(stacked)
-            self._entries = stacked.detach()
+        return W
+
+    def graph(self) -> Tensor:
+        """ℓ_k at the current factors ``(K,)``, with its autograd graph (no gradient taken)."""
+        W = self._product(self.params, self._needed)
+        if self._entry_loss is not None:
+            self._entries = [[None if e is None else e.detach() for e in row] for row in W]
+            return self._entry_loss(W)
+        stacked = torch.stack([torch.stack(row, -1) for row in W], -2)
+        self._entries = stacked.detach()
+        return self.problem.loss(stacked)
+
+    def loss(self) -> Tensor:
+        loss = self.graph()
         # an entry the loss never sees (W_11 at depth 1) has gradient 0
         self._grads = torch.autograd.grad(loss.sum(), self.params, materialize_grads=True)
+        self._versions = [p._version for p in self.params]
         return loss.detach()
 
     def step(self, lr: Tensor | float) -> None:
@@ -165,7 +187,18 @@ class EntryStepper:
 
     def end_to_end(self) -> Tensor:
         if isinstance(self._entries, list):
-            self._entries = torch.stack([torch.stack(row, -1) for row in self._entries], -2)
+            W = self._entries
+            if any(e is None for row in W for e in row):  # those the loss left out, as it would
+                if self._versions != [p._version for p in self.params]:
+                    raise RuntimeError("EntryStepper.end_to_end: the factors moved since loss()")
+                with torch.no_grad():
+                    missing = [[e is None for e in row] for row in W]
+                    rest = self._product([p.detach() for p in self.params], missing)
+                W = [
+                    [r if e is None else e for e, r in zip(*rows, strict=True)]
+                    for rows in zip(W, rest, strict=True)
+                ]
+            self._entries = torch.stack([torch.stack(row, -1) for row in W], -2)
         return self._entries
 
     def factors(self) -> list[Tensor]:
