@@ -14,7 +14,7 @@ from implicit_reg import batch, init
 from implicit_reg.device import DEVICES, DTYPES
 from implicit_reg.problems import KINDS as PROBLEM_KINDS
 
-OPTIMIZERS = ("gd", "momentum", "adam", "group_rmsprop", "flow")
+OPTIMIZERS = ("gd", "momentum", "adam", "group_rmsprop", "flow")  # the flow: one run only
 FLOW_METHODS = ("LSODA", "BDF", "Radau")  # scipy's implicit solvers: the flow is stiff
 FLOW_COORDINATES = ("auto", "factors", "svd")
 FLOW_FIELDS = ("auto", "numpy", "torch")  # the flow's right-hand side (optim/numpy_flow.py)
@@ -95,7 +95,11 @@ def _validate_batch(cfg: DictConfig) -> None:
     if not isinstance(cfg.batch.fused, bool):
         raise ConfigError("batch.fused", cfg.batch.fused, "true | false")
     if cfg.optim.name == "flow" and batch.size(cfg) > 1:
-        raise ConfigError("optim.name", cfg.optim.name, "not flow for a batch of several runs")
+        raise ConfigError(
+            "optim.name",
+            cfg.optim.name,
+            f"{' | '.join(o for o in OPTIMIZERS if o != 'flow')} for a batch of several runs",
+        )
     if cfg.batch.init_scales is not None and cfg.init.kind == "zero":
         raise ConfigError(
             "batch.init_scales",
