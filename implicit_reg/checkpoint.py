@@ -2,10 +2,11 @@
 go on exactly as if it had never stopped: the step, the stacked factors ``(runs, d_j, d_{j−1})``,
 each run's steps and status, the last logged scalars and the wall time so far.
 
-Gradient descent keeps no other state (no momentum, no random numbers after the init), so the
-factors after ``step`` steps determine the rest of the trajectory: a resumed run ends with the
-same factors, bit for bit on the CPU, as one that was never stopped. Written atomically
-(``artifacts.save_torch``), so a run killed while saving keeps its previous checkpoint.
+Gradient descent keeps no other state (no random numbers after the init), so the factors after
+``step`` steps determine the rest of its trajectory; the other update rules' state (momentum
+buffers, Adam's moments, step counts: ``optim/optimizers.py``) is saved beside them. A resumed
+run ends with the same factors, bit for bit on the CPU, as one that was never stopped. Written
+atomically (``artifacts.save_torch``), so a run killed while saving keeps its previous checkpoint.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class Checkpoint:
     """The ``SAME_RUN_KEYS`` of the run's config, flattened to dotted keys."""
     guard: dict[str, Any] | None = None
     """The stability guard's state (its power-iteration directions and records), if it runs."""
+    optimizer: dict[str, Any] | None = None
+    """The update rule's state (``UpdateRule.state``), for every optimizer but ``gd``."""
 
 
 def identity(cfg: DictConfig) -> dict[str, Any]:
@@ -78,8 +81,20 @@ def write(out_dir: Path, ckpt: Checkpoint) -> None:
         "wall_time_s": ckpt.wall_time_s,
         "config": ckpt.config,
         "guard": ckpt.guard,
+        "optimizer": None if ckpt.optimizer is None else _cpu(ckpt.optimizer),
     }
     artifacts.save_torch(out_dir / FILE, state)
+
+
+def _cpu(value: Any) -> Any:
+    """Copies on the CPU of the tensors in nested dicts and lists."""
+    if isinstance(value, Tensor):
+        return value.detach().cpu().clone()
+    if isinstance(value, dict):
+        return {k: _cpu(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cpu(v) for v in value]
+    return value
 
 
 def read(out_dir: Path) -> Checkpoint | None:

@@ -15,7 +15,8 @@ from implicit_reg import batch, init
 from implicit_reg.device import DEVICES, DTYPES
 from implicit_reg.problems import KINDS as PROBLEM_KINDS
 
-OPTIMIZERS = ("gd", "flow", "nuclear_norm")
+OPTIMIZERS = ("gd", "momentum", "adam", "group_rmsprop", "flow", "nuclear_norm")
+STEPPED = ("gd", "momentum", "adam", "group_rmsprop")  # what trains a batch of several runs
 NUCLEAR_NORM_SOLVERS = ("clarabel", "scs")  # cvxpy solvers that report status and duality gap
 FLOW_METHODS = ("LSODA", "BDF", "Radau")  # scipy's implicit solvers: the flow is stiff
 FLOW_COORDINATES = ("auto", "factors", "svd")
@@ -40,6 +41,14 @@ def check_number(cfg: DictConfig, key: str, *, minimum: float, strict: bool, int
     ok = ok and (value > minimum if strict else value >= minimum)
     if not ok:
         raise ConfigError(key, value, allowed)
+
+
+def _fraction(cfg: DictConfig, key: str) -> None:
+    """Refuse ``key`` unless it is a number in [0, 1) (a decay rate)."""
+    value = OmegaConf.select(cfg, key)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not (ok and 0 <= value < 1):
+        raise ConfigError(key, value, "a number in [0, 1)")
 
 
 def _choice(cfg: DictConfig, key: str, allowed: tuple[str, ...]) -> None:
@@ -90,8 +99,10 @@ def _validate_batch(cfg: DictConfig) -> None:
         raise ConfigError("batch.fused", cfg.batch.fused, "true | false")
     if cfg.optim.name == "nuclear_norm":
         _single_solve(cfg)
-    if cfg.optim.name != "gd" and batch.size(cfg) > 1:
-        raise ConfigError("optim.name", cfg.optim.name, "gd for a batch of several runs")
+    if cfg.optim.name not in STEPPED and batch.size(cfg) > 1:
+        raise ConfigError(
+            "optim.name", cfg.optim.name, f"{' | '.join(STEPPED)} for a batch of several runs"
+        )
     if cfg.batch.init_scales is not None and cfg.init.kind == "zero":
         raise ConfigError(
             "batch.init_scales",
@@ -150,6 +161,21 @@ def _validate_optim(cfg: DictConfig) -> None:
     if cfg.optim.name == "nuclear_norm":
         _validate_nuclear_norm(cfg)
         return
+    if cfg.optim.name == "momentum":
+        _fraction(cfg, "optim.momentum")
+        if not isinstance(cfg.optim.nesterov, bool):
+            raise ConfigError("optim.nesterov", cfg.optim.nesterov, "true | false")
+    if cfg.optim.name == "adam":
+        betas = OmegaConf.select(cfg, "optim.betas")
+        if not (isinstance(betas, ListConfig) and len(betas) == 2):
+            shown = OmegaConf.to_container(betas) if isinstance(betas, ListConfig) else betas
+            raise ConfigError("optim.betas", shown, "a list of two numbers [β₁, β₂] in [0, 1)")
+        _fraction(cfg, "optim.betas.0")
+        _fraction(cfg, "optim.betas.1")
+    if cfg.optim.name == "group_rmsprop":
+        _fraction(cfg, "optim.alpha")
+    if cfg.optim.name in ("adam", "group_rmsprop"):
+        check_number(cfg, "optim.eps", minimum=0, strict=True, integer=False)
     if cfg.optim.name != "flow":
         return
     _choice(cfg, "optim.method", FLOW_METHODS)

@@ -35,6 +35,7 @@ from implicit_reg.optim.gd import (
     UNSTABLE,
     Runs,
 )
+from implicit_reg.optim.optimizers import make_rule, stability_limit
 from implicit_reg.optim.steppers import make_stepper
 from implicit_reg.problems import build_problem
 from implicit_reg.progress import Progress
@@ -92,10 +93,13 @@ def _train(cfg: DictConfig, out_dir: Path, folder: run_folder.Folder) -> dict[st
     if cfg.optim.name == "flow":  # one run, adaptive: no checkpoints, no resume
         return _flow(cfg, out_dir, problem, start, W0, device, folder)
     stepper = make_stepper(start, problem, fused=cfg.batch.fused)
+    rule = make_rule(cfg.optim, stepper)  # None: plain GD
     runs = Runs.start(len(grid), device)
     resumed = checkpoint.resume(out_dir, cfg)  # same folder: go on from its checkpoint
     if resumed is not None:  # a run that stopped by its loss or budget is looked at again
         stepper.load([f.to(device, dtype) for f in resumed.factors])
+        if rule is not None:
+            rule.load(resumed.optimizer)
         status = resumed.status.to(device)
         status.masked_fill_((status == CONVERGED) | (status == MAX_STEPS), RUNNING)
         runs = Runs(resumed.steps.to(device), status)
@@ -113,7 +117,10 @@ def _train(cfg: DictConfig, out_dir: Path, folder: run_folder.Folder) -> dict[st
     det_sign = DetSignMonitor()
     guard = None
     if cfg.train.sharpness_iters > 0:
-        guard = StabilityGuard(problem, lr, cfg.train.sharpness_iters, cfg.train.on_unstable)
+        guard = StabilityGuard(
+            problem, lr, cfg.train.sharpness_iters, cfg.train.on_unstable,
+            stability_limit(cfg.optim),
+        )  # fmt: skip
         if resumed is not None and resumed.guard is not None:
             guard.load(resumed.guard)
     logged = -1  # a single run's last logged step
@@ -161,6 +168,7 @@ def _train(cfg: DictConfig, out_dir: Path, folder: run_folder.Folder) -> dict[st
             time.perf_counter() - started,
             checkpoint.identity(cfg),
             guard.state() if guard is not None else None,
+            rule.state() if rule is not None else None,
         )
         checkpoint.write(out_dir, state)
         log.debug("checkpoint at step %d", step)
@@ -184,6 +192,7 @@ def _train(cfg: DictConfig, out_dir: Path, folder: run_folder.Folder) -> dict[st
             checkpoint_every=cfg.train.checkpoint_every,
             on_checkpoint=save_checkpoint,
             stop_requested=stop,
+            rule=rule,
         )
         save_checkpoint(step)  # resume an interrupted run, or extend a finished one
         W, loss = stepper.end_to_end(), problem.loss(stepper.end_to_end())

@@ -11,7 +11,7 @@ its own keys (``optim=flow``) gets its own dataclass, one ``_STORE`` entry and a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -38,6 +38,36 @@ class InitSchema:
 class GDSchema:
     name: str = "gd"
     lr: float = 1.0e-2
+
+
+@dataclass
+class MomentumSchema:
+    """``optim=momentum``: heavy-ball (torch.optim.SGD with momentum, dampening 0)."""
+
+    name: str = "momentum"
+    lr: float = 1.0e-2
+    momentum: float = 0.9
+    nesterov: bool = False
+
+
+@dataclass
+class AdamSchema:
+    """``optim=adam``: torch.optim.Adam without weight decay."""
+
+    name: str = "adam"
+    lr: float = 1.0e-2
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1.0e-8
+
+
+@dataclass
+class GroupRMSpropSchema:
+    """``optim=group_rmsprop``: Arora et al. 2019's GroupRMSprop (one second moment per run)."""
+
+    name: str = "group_rmsprop"
+    lr: float = 1.0e-3
+    alpha: float = 0.99
+    eps: float = 1.0e-4
 
 
 @dataclass
@@ -165,6 +195,9 @@ _STORE: dict[str, Any] = {
     "model": ModelSchema,
     "init": InitSchema,
     "optim_gd": GDSchema,
+    "optim_momentum": MomentumSchema,
+    "optim_adam": AdamSchema,
+    "optim_group_rmsprop": GroupRMSpropSchema,
     "optim_flow": {"optim": FlowSchema, "flow": FlowCoordinatesSchema},
     "optim_nuclear_norm": NuclearNormSchema,
     "train": TrainSchema,

@@ -7,6 +7,7 @@ sharpness grows with the norms (≈ L·σ₁^{2−2/L}), so a fixed η that star
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -84,14 +85,16 @@ def _unit(v: list[Tensor]) -> list[Tensor]:
 
 class StabilityGuard:
     """At each log of a gradient-descent run: ``stability/sharpness`` and
-    ``stability/lr_times_sharpness`` of every run; the first time a run's lr × sharpness > 2 its
-    step is recorded (and a warning given once), and with ``on_unstable="stop"`` ``check`` returns
-    the runs to stop with the status ``unstable``."""
+    ``stability/lr_times_sharpness`` of every run; the first time a run's lr × sharpness >
+    ``limit`` (2 for GD; 2(1 + μ) for heavy-ball momentum; None: no limit is known, as for
+    adaptive steps, and nothing is flagged) its step is recorded (and a warning given once), and
+    with ``on_unstable="stop"`` ``check`` returns the runs to stop with the status ``unstable``."""
 
-    LIMIT = 2.0
-
-    def __init__(self, problem: Problem, lr: Tensor, iters: int, on_unstable: str) -> None:
+    def __init__(
+        self, problem: Problem, lr: Tensor, iters: int, on_unstable: str, limit: float | None = 2.0
+    ) -> None:
         self.problem, self.lr, self.iters, self.on_unstable = problem, lr, iters, on_unstable
+        self.limit = math.inf if limit is None else limit
         self.direction: list[Tensor] | None = None
         self.unstable_at_step = torch.full_like(lr, -1, dtype=torch.long)
         self.max_lr_times_sharpness = torch.zeros_like(lr)
@@ -101,7 +104,7 @@ class StabilityGuard:
         value, self.direction = sharpness(self.problem, factors, self.iters, self.direction)
         product_ = self.lr * value
         self.max_lr_times_sharpness = torch.fmax(self.max_lr_times_sharpness, product_)
-        over = product_ > self.LIMIT
+        over = product_ > self.limit
         first = over & (self.unstable_at_step < 0)
         self.unstable_at_step.masked_fill_(first, step)
         if not self.warned and bool(over.any()):
@@ -109,9 +112,9 @@ class StabilityGuard:
             k = int(over.nonzero()[0])
             warnings.warn(
                 f"optim.lr={float(self.lr[k]):g} × sharpness {float(value[k]):.4g} = "
-                f"{float(product_[k]):.4g} > 2 at step {step} ({int(over.sum())} of {len(over)} "
-                "runs): gradient descent no longer follows the gradient flow (lower optim.lr, or "
-                "use optim=flow)",
+                f"{float(product_[k]):.4g} > {self.limit:g} at step {step} ({int(over.sum())} of "
+                f"{len(over)} runs): gradient descent no longer follows the gradient flow (lower "
+                "optim.lr, or use optim=flow)",
                 RuntimeWarning,
                 stacklevel=2,
             )

@@ -23,7 +23,12 @@ BASE = (
     f"train.max_steps={STEPS}", "train.loss_tol=0", "train.log_every=250",
     "train.log_per_decade=10", "train.checkpoint_every=500",
 )  # fmt: skip
-SIZES = {"single": (), "batch": ("batch.seeds=10000",)}  # a single run is a batch of one
+SIZES = {  # a single run is a batch of one; the update rules' state is checkpointed too
+    "single": (),
+    "batch": ("batch.seeds=10000",),
+    "single-adam": ("optim=adam",),
+    "batch-momentum": ("batch.seeds=10000", "optim=momentum"),
+}
 
 
 @pytest.fixture(scope="module", params=list(SIZES))
@@ -93,7 +98,7 @@ def test_sigterm_writes_checkpoint_and_metrics_then_resumes(tmp_path, reference,
     saved = metrics(tmp_path)
     assert (saved["status"], saved["signal"], saved["steps"]) == ("interrupted", "SIGTERM", step)
     assert saved["flow_time"] == pytest.approx(0.01 * step)
-    tag = "" if not size else "/median"  # a batch logs quantiles over its runs
+    tag = "/median" if "batch.seeds=10000" in size else ""  # a batch logs its quantiles
     assert {f"loss/train{tag}", f"rank/effective{tag}", f"entries/1_1{tag}"} <= saved.keys()
     assert not (tmp_path / "final.pt").exists()
     logged = curves(tmp_path)[f"loss/train{tag}"]  # flushed before the process ended
@@ -112,11 +117,19 @@ def test_stop_request_turns_the_first_signal_into_a_flag_and_the_second_into_an_
     assert signal.getsignal(signal.SIGINT) is before
 
 
-@pytest.mark.parametrize("batch", list(SIZES.values()))
-def test_resume_refuses_a_different_run_and_extends_a_finished_one(tmp_path, batch):
+@pytest.mark.parametrize(
+    ("batch", "optim"),
+    [((), "gd"), (("batch.seeds=10000",), "gd")]
+    + [(batch, rule) for rule in ("momentum", "adam", "group_rmsprop")
+       for batch in ((), ("batch.seeds=500",))],
+)  # fmt: skip
+def test_resume_refuses_a_different_run_and_extends_a_finished_one(tmp_path, batch, optim):
+    """Extending a finished run from its checkpoint ends as the straight run, bit for bit: the
+    factors and, for the update rules, their state (without it, momentum buffers and moments
+    would restart from zero at step 300)."""
     base = (
         *batch, "train.loss_tol=0", "train.progress=false", "device=cpu",
-        "train.checkpoint_every=0",
+        "train.checkpoint_every=0", f"optim={optim}", "optim.lr=0.01",
     )  # fmt: skip
     run(config(*base, "train.max_steps=300"), tmp_path)
     with pytest.raises(

@@ -14,6 +14,10 @@ diverged since the last check back to its last finite state (the check's snapsho
 to the step before its loss turned non-finite), where it stays. No host check changes a number
 of a run that goes on: a batch ends with the same factors for any ``check_every``, and a
 resumed run as one never stopped.
+
+An update rule (``optim/optimizers.py``: momentum, Adam, GroupRMSprop) takes the step in place
+of ``Stepper.step`` under the same stopping, logging and checks; its state is in the checks'
+snapshot, so a diverged run is put back with the state it had at its last finite step.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import torch
 from torch import Tensor
 
 from implicit_reg.factorization import DeepFactorization
+from implicit_reg.optim.optimizers import UpdateRule
 from implicit_reg.optim.outcome import Outcome
 from implicit_reg.optim.steppers import MatmulStepper, Stepper
 from implicit_reg.problems import Problem
@@ -77,10 +82,12 @@ def descend(
     checkpoint_every: int = 0,
     on_checkpoint: Callable[[int], None] = lambda step: None,
     stop_requested: Callable[[], bool] = lambda: False,
+    rule: UpdateRule | None = None,
 ) -> tuple[int, bool]:
     """Train until every run has stopped or reached its ``max_steps`` ``(K,)``; ``runs`` is
-    updated in place (and holds a checkpoint's state when resuming at ``start_step``). Returns
-    the last step reached and whether SIGINT/SIGTERM stopped the loop."""
+    updated in place (and holds a checkpoint's state when resuming at ``start_step``). Steps
+    are ``rule.step`` if a rule is given, else plain GD (``stepper.step``). Returns the last step
+    reached and whether SIGINT/SIGTERM stopped the loop."""
     last_step = int(max_steps.max())
     budgets_differ = bool((max_steps != last_step).any())
     tol = torch.where(runs.status == RUNNING, loss_tol, math.inf).to(lr.dtype)
@@ -88,14 +95,15 @@ def descend(
     # sync), and its step count is kept in Python (written to ``runs`` before anyone reads it).
     host = len(lr) == 1 and lr.device.type == "cpu" and not budgets_differ
     rate, count = float(lr[0]), int(runs.steps[0])
-    snapshot = None  # (factors, steps) at the last check
+    move = stepper.step if rule is None else rule.step
+    snapshot = None  # (factors, steps, rule state) at the last check
     step, interrupted = start_step, False
     for step in range(start_step, last_step + 1):
         loss = stepper.loss()
         if step == start_step or step % check_every == 0 or _due(step, checkpoint_every):
             if host:
                 runs.steps.fill_(count)
-            if snapshot is not None and _restore_diverged(stepper, lr, runs, loss, snapshot):
+            if snapshot is not None and _restore_diverged(stepper, rule, lr, runs, loss, snapshot):
                 loss = stepper.loss()
             tol.masked_fill_(runs.status != RUNNING, math.inf)
             if stop_requested():
@@ -113,7 +121,7 @@ def descend(
                 break
             if _due(step, checkpoint_every) and step > start_step:
                 on_checkpoint(step)
-            snapshot = (now, runs.steps.clone())
+            snapshot = (now, runs.steps.clone(), None if rule is None else rule.state())
             limit = float(tol[0])
         if host:
             going = limit <= loss.item() < math.inf
@@ -132,15 +140,15 @@ def descend(
         if step == last_step:
             break
         if not host:
-            stepper.step(lr * going)
+            move(lr * going)
             runs.steps.add_(going)
         elif going:
-            stepper.step(rate)
+            move(rate)
             count += 1
     if host:
         runs.steps.fill_(count)
     loss = stepper.loss()
-    if snapshot is not None and _restore_diverged(stepper, lr, runs, loss, snapshot):
+    if snapshot is not None and _restore_diverged(stepper, rule, lr, runs, loss, snapshot):
         loss = stepper.loss()
     if not interrupted:
         running = runs.status == RUNNING
@@ -203,20 +211,28 @@ def _due(step: int, every: int) -> bool:
 
 
 def _restore_diverged(
-    stepper: Stepper, lr: Tensor, runs: Runs, loss: Tensor, snapshot: tuple[list[Tensor], Tensor]
+    stepper: Stepper,
+    rule: UpdateRule | None,
+    lr: Tensor,
+    runs: Runs,
+    loss: Tensor,
+    snapshot: tuple[list[Tensor], Tensor, dict | None],
 ) -> bool:
     """Put the runs whose ``loss`` is non-finite (and not yet marked) back to their last finite
-    state: the snapshot, then the steps from it up to the one before their loss turned
-    non-finite, replayed (the other runs get lr 0, which leaves them as they are). Marks them
-    ``diverged``; returns whether there were any."""
+    state: the snapshot (factors and the rule's state), then the steps from it up to the one
+    before their loss turned non-finite, replayed (the other runs get lr 0, which leaves them
+    and their rule state as they are). Marks them ``diverged``; returns whether there were any."""
     diverged = ~torch.isfinite(loss) & (runs.status == RUNNING)
     if not bool(diverged.any()):
         return False
-    factors, steps = snapshot
+    factors, steps, state = snapshot
     stepper.load(factors, diverged)
+    if rule is not None:
+        rule.load(state, diverged)
+    move = stepper.step if rule is None else rule.step
     todo = torch.where(diverged, runs.steps - steps - 1, 0)
     for i in range(int(todo.max())):
         stepper.loss()
-        stepper.step(lr * (todo > i))
+        move(lr * (todo > i))
     runs.status.masked_fill_(diverged, DIVERGED)
     return True
