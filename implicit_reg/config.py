@@ -20,7 +20,7 @@ STEPPED = ("gd", "momentum", "adam", "group_rmsprop")  # what trains a batch of 
 NUCLEAR_NORM_SOLVERS = ("clarabel", "scs")  # cvxpy solvers that report status and duality gap
 FLOW_METHODS = ("LSODA", "BDF", "Radau")  # scipy's implicit solvers: the flow is stiff
 FLOW_COORDINATES = ("auto", "factors", "svd")
-FLOW_FIELDS = ("auto", "numpy", "torch")  # the flow's right-hand side (optim/numpy_flow.py)
+FLOW_FIELDS = ("auto", "numpy", "torch")  # the flow's right-hand side (dynamics/numpy_flow.py)
 ON_UNSTABLE = ("warn", "stop")
 
 

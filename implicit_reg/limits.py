@@ -31,7 +31,7 @@ SEED_MAX = 2**63 - 1
 BYTES_PER_ENTRY = 96
 """Memory per factor entry of every run (measured; see the module docstring)."""
 STATE_BYTES_PER_ENTRY = {"momentum": 16, "adam": 48}
-"""An update rule's state per factor entry (``optim/optimizers.py``): its buffers (momentum: one,
+"""An update rule's state per factor entry (``dynamics/optimizers.py``): its buffers (momentum: one,
 Adam: two) and their copy in the host checks' snapshot; Adam's step adds two temporaries."""
 BYTES_PER_RUN = 768
 """Memory per run besides its factors: steps, status, losses, quantile and ``runs.csv`` buffers."""

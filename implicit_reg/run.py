@@ -21,12 +21,8 @@ from implicit_reg import artifacts, batch, checkpoint, hparams, limits, outputs,
 from implicit_reg.config import problem_shape, validate
 from implicit_reg.det_sign import DetSignMonitor
 from implicit_reg.device import resolve_device, resolve_dtype
-from implicit_reg.factorization import DeepFactorization, factor_shapes, product
-from implicit_reg.init import sample_batch
-from implicit_reg.interrupt import StopRequest
-from implicit_reg.logger import TensorBoardLogger
-from implicit_reg.optim import descend
-from implicit_reg.optim.gd import (
+from implicit_reg.dynamics import descend
+from implicit_reg.dynamics.gd import (
     CONVERGED,
     DIVERGED,
     MAX_STEPS,
@@ -35,8 +31,12 @@ from implicit_reg.optim.gd import (
     UNSTABLE,
     Runs,
 )
-from implicit_reg.optim.optimizers import make_rule, stability_limit
-from implicit_reg.optim.steppers import make_stepper
+from implicit_reg.dynamics.optimizers import make_rule, stability_limit
+from implicit_reg.dynamics.steppers import make_stepper
+from implicit_reg.factorization import DeepFactorization, factor_shapes, product
+from implicit_reg.init import sample_batch
+from implicit_reg.interrupt import StopRequest
+from implicit_reg.logger import TensorBoardLogger
 from implicit_reg.problems import build_problem
 from implicit_reg.progress import Progress
 from implicit_reg.schedule import LogSchedule
@@ -269,7 +269,7 @@ def _flow(
     folder: run_folder.Folder,
 ) -> dict[str, Any]:
     """``optim=flow``: one run integrated by a stiff solver, logged and written like GD's."""
-    from implicit_reg.optim.flow import flow_from_config, reference_step  # SciPy: only here
+    from implicit_reg.dynamics.flow import flow_from_config, reference_step  # SciPy: only here
 
     model = DeepFactorization([f[0] for f in start])
     logger = TensorBoardLogger(out_dir, 1)

@@ -17,9 +17,9 @@ from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from implicit_reg.config import ConfigError
+from implicit_reg.dynamics.steppers import EntryStepper, FusedStepper, MatmulStepper
 from implicit_reg.factorization import factor_shapes
 from implicit_reg.logger import QUANTILES, quantiles
-from implicit_reg.optim.steppers import EntryStepper, FusedStepper, MatmulStepper
 from implicit_reg.problems import build_problem
 from implicit_reg.run import run
 from implicit_reg.summarize import summarize
