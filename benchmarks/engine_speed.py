@@ -39,10 +39,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from implicit_reg.dynamics.gd import Runs, descend  # noqa: E402
+from implicit_reg.dynamics.steppers import EntryStepper, FusedStepper, MatmulStepper  # noqa: E402
 from implicit_reg.factorization import DeepFactorization, factor_shapes  # noqa: E402
 from implicit_reg.init import sample_batch  # noqa: E402
-from implicit_reg.optim.gd import Runs, descend  # noqa: E402
-from implicit_reg.optim.steppers import EntryStepper, FusedStepper, MatmulStepper  # noqa: E402
 from implicit_reg.problems import MatrixCompletion  # noqa: E402
 from implicit_reg.problems.matrix_completion import parse_entries  # noqa: E402
 from implicit_reg.schedule import LogSchedule  # noqa: E402
@@ -62,7 +62,7 @@ def starts(runs: int, device: torch.device, dtype: torch.dtype) -> list[torch.Te
 
 
 def old_single_run_loop(model: DeepFactorization, prob, lr: float, steps: int) -> None:
-    """The GD loop of ``implicit_reg/optim/gd.py`` before the engine, without its logging and
+    """The GD loop of ``implicit_reg/dynamics/gd.py`` before the engine, without its logging and
     checkpoint hooks (a log every 1000 steps costs the same on both sides)."""
     params = list(model.parameters())
     for step in range(steps + 1):

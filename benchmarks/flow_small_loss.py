@@ -14,10 +14,10 @@ import argparse
 import math
 import time
 
+from implicit_reg.dynamics import gradient_flow
+from implicit_reg.dynamics.svd_flow import SvdCoordinates
 from implicit_reg.factorization import factor_shapes, product
 from implicit_reg.init import sample_factors
-from implicit_reg.optim import gradient_flow
-from implicit_reg.optim.svd_flow import SvdCoordinates
 from implicit_reg.problems import MatrixCompletion
 from implicit_reg.problems.matrix_completion import parse_entries
 

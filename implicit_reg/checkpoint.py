@@ -4,7 +4,7 @@ each run's steps and status, the last logged scalars and the wall time so far.
 
 Gradient descent keeps no other state (no random numbers after the init), so the factors after
 ``step`` steps determine the rest of its trajectory; the other update rules' state (momentum
-buffers, Adam's moments, step counts: ``optim/optimizers.py``) is saved beside them. A resumed
+buffers, Adam's moments, step counts: ``dynamics/optimizers.py``) is saved beside them. A resumed
 run ends with the same factors, bit for bit on the CPU, as one that was never stopped. Written
 atomically (``artifacts.save_torch``), so a run killed while saving keeps its previous checkpoint.
 """

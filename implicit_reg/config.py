@@ -16,10 +16,11 @@ from implicit_reg.device import DEVICES, DTYPES
 from implicit_reg.problems import KINDS as PROBLEM_KINDS
 
 OPTIMIZERS = ("gd", "momentum", "adam", "group_rmsprop", "flow", "nuclear_norm")
+STEPPED = ("gd", "momentum", "adam", "group_rmsprop")  # what trains a batch of several runs
 NUCLEAR_NORM_SOLVERS = ("clarabel", "scs")  # cvxpy solvers that report status and duality gap
 FLOW_METHODS = ("LSODA", "BDF", "Radau")  # scipy's implicit solvers: the flow is stiff
 FLOW_COORDINATES = ("auto", "factors", "svd")
-FLOW_FIELDS = ("auto", "numpy", "torch")  # the flow's right-hand side (optim/numpy_flow.py)
+FLOW_FIELDS = ("auto", "numpy", "torch")  # the flow's right-hand side (dynamics/numpy_flow.py)
 ON_UNSTABLE = ("warn", "stop")
 
 
@@ -100,11 +101,9 @@ def _validate_batch(cfg: DictConfig) -> None:
         raise ConfigError("batch.fused", cfg.batch.fused, "true | false")
     if cfg.optim.name == "nuclear_norm":
         _single_solve(cfg)
-    if cfg.optim.name in ("flow", "nuclear_norm") and batch.size(cfg) > 1:
+    if cfg.optim.name not in STEPPED and batch.size(cfg) > 1:
         raise ConfigError(
-            "optim.name",
-            cfg.optim.name,
-            "gd for a batch of several runs (or momentum, adam, group_rmsprop)",
+            "optim.name", cfg.optim.name, f"{' | '.join(STEPPED)} for a batch of several runs"
         )
     if cfg.batch.init_scales is not None and cfg.init.kind == "zero":
         raise ConfigError(

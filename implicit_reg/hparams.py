@@ -15,6 +15,8 @@ KEYS = (
     "seed",
     "problem.name",
     "problem.seed",
+    "problem.observed",
+    "problem.measurements",
     "model.depth",
     "model.width",
     "init.kind",
@@ -26,13 +28,17 @@ KEYS = (
     "train.loss_tol",
     "dtype",
 )
-METRIC_PREFIXES = ("loss/", "norm/", "rank/", "entries/", "dist/", "det/")
+_ABSENT = object()
+METRIC_PREFIXES = ("loss/", "norm/", "rank/", "error/", "entries/", "dist/", "det/")
 
 
 def of(cfg: DictConfig, status: str) -> dict[str, Any]:
-    """The run's main config values (null as the string ``"null"``) and its final ``status``."""
+    """The run's main config values (null as the string ``"None"``; a key its problem does not
+    have is left out) and its final ``status``."""
     values: dict[str, Any] = {}
     for key in KEYS:
+        if OmegaConf.select(cfg, key, default=_ABSENT) is _ABSENT:
+            continue
         value = OmegaConf.select(cfg, key, default=None)
         values[key] = value if isinstance(value, (bool, int, float, str)) else str(value)
     return {**values, "status": status}

@@ -171,7 +171,7 @@ def balanced_factors(
 ) -> list[Tensor]:
     """The balanced split of U diag(s) Vh (``s ≥ 0``; any leading run dimensions) into factors of
     ``shapes``: W_1 = S^{1/L} Vh, W_j = S^{1/L}, W_L = U S^{1/L}, zero-padded to the hidden width
-    (``optim/svd_flow.py`` writes its final factors this way too)."""
+    (``dynamics/svd_flow.py`` writes its final factors this way too)."""
     depth = len(shapes)
     k = min(s.shape[-1], shapes[0][0])
     root = torch.exp(torch.log(s[..., :k]) / depth)  # s^{1/L}; see svd_2x2 on kernels

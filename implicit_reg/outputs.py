@@ -13,8 +13,8 @@ from torch import Tensor
 
 from implicit_reg import artifacts, hparams
 from implicit_reg.batch import Grid
+from implicit_reg.dynamics.gd import DIVERGED, STATUSES, Runs
 from implicit_reg.logger import TensorBoardLogger, quantiles, write_scalars
-from implicit_reg.optim.gd import DIVERGED, STATUSES, Runs
 from implicit_reg.problems import Problem
 
 RUN_COLUMNS = ("run", "seed", "init_scale", "lr", "status", "steps", "flow_time")

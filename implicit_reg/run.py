@@ -21,13 +21,8 @@ from implicit_reg import artifacts, batch, checkpoint, hparams, limits, outputs,
 from implicit_reg.config import problem_shape, validate
 from implicit_reg.det_sign import DetSignMonitor
 from implicit_reg.device import resolve_device, resolve_dtype
-from implicit_reg.factorization import DeepFactorization, factor_shapes, product
-from implicit_reg.history import SingularValueHistory
-from implicit_reg.init import sample_batch
-from implicit_reg.interrupt import StopRequest
-from implicit_reg.logger import TensorBoardLogger
-from implicit_reg.optim import descend
-from implicit_reg.optim.gd import (
+from implicit_reg.dynamics import descend
+from implicit_reg.dynamics.gd import (
     CONVERGED,
     DIVERGED,
     MAX_STEPS,
@@ -36,8 +31,13 @@ from implicit_reg.optim.gd import (
     UNSTABLE,
     Runs,
 )
-from implicit_reg.optim.optimizers import make_rule, stability_limit
-from implicit_reg.optim.steppers import make_stepper
+from implicit_reg.dynamics.optimizers import make_rule, stability_limit
+from implicit_reg.dynamics.steppers import make_stepper
+from implicit_reg.factorization import DeepFactorization, factor_shapes, product
+from implicit_reg.history import SingularValueHistory
+from implicit_reg.init import sample_batch
+from implicit_reg.interrupt import StopRequest
+from implicit_reg.logger import TensorBoardLogger
 from implicit_reg.problems import build_problem
 from implicit_reg.progress import Progress
 from implicit_reg.schedule import LogSchedule
@@ -283,7 +283,7 @@ def _flow(
     folder: run_folder.Folder,
 ) -> dict[str, Any]:
     """``optim=flow``: one run integrated by a stiff solver, logged and written like GD's."""
-    from implicit_reg.optim.flow import flow_from_config, reference_step  # SciPy: only here
+    from implicit_reg.dynamics.flow import flow_from_config, reference_step  # SciPy: only here
 
     model = DeepFactorization([f[0] for f in start])
     logger = TensorBoardLogger(out_dir, 1)
@@ -395,16 +395,8 @@ def _nuclear_norm(cfg: DictConfig, out_dir: Path, folder: run_folder.Folder) -> 
 
 
 def final_scalars(problem: Any, W: Tensor, max_tracked: int) -> dict[str, Tensor]:
-    """The tags of a solved W ``(1, rows, cols)`` (``time/flow`` = lr × 0 steps = 0), with
-    ``error/reconstruction`` = ‖W − W*‖_F / ‖W*‖_F where the problem knows its ground truth."""
-    values = scalars.compute_runs(problem, W, torch.zeros(1, dtype=W.dtype), None, max_tracked)
-    truth = getattr(problem, "ground_truth", None)
-    if truth is not None and "error/reconstruction" not in values:
-        truth = truth.to(W)
-        values["error/reconstruction"] = (
-            torch.linalg.matrix_norm(W - truth) / torch.linalg.matrix_norm(truth)
-        ).reshape(1)
-    return values
+    """The tags of a solved W ``(1, rows, cols)`` (``time/flow`` = lr × 0 steps = 0)."""
+    return scalars.compute_runs(problem, W, torch.zeros(1, dtype=W.dtype), None, max_tracked)
 
 
 def _baseline_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
@@ -414,11 +406,7 @@ def _baseline_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
     for key in ("primal_objective", "duality_gap", "constraint_residual"):
         if key in result:
             rows.append((key.replace("_", " "), f"{result[key]:.6g}"))
-    rows += [
-        (key, f"{result[key]:.6g}")
-        for key in (*SUMMARY_KEYS, "error/reconstruction")
-        if key in result
-    ]
+    rows += [(key, f"{result[key]:.6g}") for key in SUMMARY_KEYS if key in result]
     rows.append(("wall time", f"{result['wall_time_s']:.2f} s on {result['device']}"))
     return rows
 

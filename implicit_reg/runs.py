@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from implicit_reg import baselines
 from implicit_reg.events import read_scalars
 
 
@@ -33,6 +34,12 @@ class Run:
     @cached_property
     def scalars(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         return read_scalars(self.folder)
+
+    @property
+    def has_path(self) -> bool:
+        """Whether the run followed a path (gradient descent, another optimizer, the flow), not
+        a solved baseline (``optim=nuclear_norm``), which has an end point only."""
+        return self.cfg.optim.name not in baselines.NAMES
 
     @cached_property
     def final(self) -> dict[str, Any]:

@@ -15,8 +15,8 @@ import torch
 from torch import Tensor
 
 from implicit_reg import rng
+from implicit_reg.dynamics.steppers import EntryStepper, entry_layout
 from implicit_reg.factorization import product
-from implicit_reg.optim.steppers import EntryStepper, entry_layout
 from implicit_reg.problems import Problem
 
 

@@ -17,8 +17,9 @@ from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from implicit_reg.config import ConfigError
+from implicit_reg.dynamics.steppers import EntryStepper, FusedStepper, MatmulStepper
 from implicit_reg.factorization import factor_shapes
-from implicit_reg.optim.steppers import EntryStepper, FusedStepper, MatmulStepper
+from implicit_reg.logger import QUANTILES, quantiles
 from implicit_reg.problems import build_problem
 from implicit_reg.run import run
 from implicit_reg.summarize import summarize
@@ -201,3 +202,25 @@ def test_the_stability_guard_stops_only_the_unstable_runs(tmp_path):
     rows = read_rows(tmp_path / "runs.csv")
     assert [r["status"] for r in rows] == ["max_steps", "unstable", "max_steps", "unstable"]
     assert [int(r["steps"]) for r in rows] == [300, 0, 300, 0]  # lr 3 is unstable at step 0
+
+
+@pytest.mark.parametrize("runs", [1, 2, 10, 1001])
+def test_batch_quantiles_are_torch_quantiles(runs):
+    """``<tag>/q10|median|q90`` equal ``torch.quantile`` (linear) over the included, non-NaN runs:
+    all tags selected together, and tag by tag once a NaN makes their runs differ."""
+    generator = torch.Generator().manual_seed(runs)
+    values = {
+        f"t{i}": torch.randn(runs, generator=generator, dtype=torch.float64) for i in range(3)
+    }
+    values["single"] = values["t0"].float()
+    include = torch.rand(runs, generator=generator) < 0.8
+    include[0] = True
+    for nan in (False, True):
+        if nan and runs > 1:
+            values["t1"][1] = torch.nan
+        out = quantiles(values, include)
+        for tag, value in values.items():
+            x = value.double()[include]
+            x = x[~torch.isnan(x)]
+            for name, q in QUANTILES.items():
+                assert out[f"{tag}/{name}"] == pytest.approx(float(torch.quantile(x, q)), rel=1e-12)

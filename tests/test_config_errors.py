@@ -51,7 +51,12 @@ CASES = [
     (["batch.init_scales=[]"], "batch.init_scales", "[]", "a non-empty list"),
     (["batch.check_every=0"], "batch.check_every", "0", "an integer ≥ 1"),
     (["batch.threads=0"], "batch.threads", "0", "an integer ≥ 1"),
-    (["optim=flow", "batch.seeds=2"], "optim.name", "'flow'", "gd for a batch of several runs"),
+    (
+        ["optim=flow", "batch.seeds=2"],
+        "optim.name",
+        "'flow'",
+        "gd | momentum | adam | group_rmsprop for a batch",
+    ),
 ]
 SIZES = [(), ("batch.seeds=10000",)]  # a single run is a batch of one; and a batch of 10⁴
 

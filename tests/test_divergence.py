@@ -11,9 +11,9 @@ from conftest import config, metrics, train
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from implicit_reg import run
-from implicit_reg.optim import descend
-from implicit_reg.optim.gd import Runs
-from implicit_reg.optim.steppers import MatmulStepper
+from implicit_reg.dynamics import descend
+from implicit_reg.dynamics.gd import Runs
+from implicit_reg.dynamics.steppers import MatmulStepper
 from implicit_reg.problems import MatrixCompletion
 from implicit_reg.schedule import LogSchedule
 

@@ -9,7 +9,8 @@ import numpy as np
 from conftest import ROOT
 
 from implicit_reg.events import read_scalars
-from implicit_reg.figures import draw_all
+from implicit_reg.figures import draw_all, norms, ranks, unobserved
+from implicit_reg.runs import find_runs
 
 
 def assert_non_trivial_png(path: Path) -> None:
@@ -57,3 +58,16 @@ def test_training_draws_nothing_and_the_figures_cli_draws_the_run_panel(train_ru
         cwd=ROOT, capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert imports.stdout.strip() == "False"  # training does not even import matplotlib
+
+
+def test_a_solved_baseline_is_no_path_in_the_trajectory_figures(train_run, tmp_path: Path) -> None:
+    train_run("model.depth=2", "train.loss_tol=0.05", "train.log_every=200")
+    train_run("optim=nuclear_norm")  # the 2×2 problem's nuclear-norm minimizer: one point
+    runs = find_runs(tmp_path)
+    assert sorted(r.has_path for r in runs) == [False, True]
+    for figure in (norms, ranks, unobserved):
+        assert [r.cfg.optim.name for r in figure.supports(runs)] == ["gd"]
+    names = [p.name for p in draw_all(tmp_path, tmp_path / "figures")]
+    assert names == ["norms_blow_up.png", "ranks_minimized.png", "unobserved_entry.png"]
+    alone = next(r.folder for r in runs if not r.has_path)
+    assert [p.name for p in draw_all(alone)] == ["run.png"]  # its own panel, and no crash

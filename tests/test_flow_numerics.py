@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 import torch
 
+from implicit_reg.dynamics import gradient_flow
+from implicit_reg.dynamics.flow import reference_step
+from implicit_reg.dynamics.guarded_solver import GuardedSolver
+from implicit_reg.dynamics.svd_flow import SvdCoordinates
 from implicit_reg.factorization import factor_shapes, product
 from implicit_reg.init import sample_factors
-from implicit_reg.optim import gradient_flow
-from implicit_reg.optim.flow import reference_step
-from implicit_reg.optim.guarded_solver import GuardedSolver
-from implicit_reg.optim.svd_flow import SvdCoordinates
 
 
 def flow_to(problem, depth, scale, seed, loss_tol, method="LSODA", lr=1e-2, per_decade=0):

@@ -11,12 +11,12 @@ import torch
 from scipy.integrate import solve_ivp
 
 from implicit_reg import scalars, theory
+from implicit_reg.dynamics import gradient_descent, gradient_flow
+from implicit_reg.dynamics.factor_flow import FactorCoordinates
+from implicit_reg.dynamics.loss_gradient import loss_gradient
+from implicit_reg.dynamics.svd_flow import SvdCoordinates
 from implicit_reg.factorization import DeepFactorization, factor_shapes, product
 from implicit_reg.init import sample_factors
-from implicit_reg.loss_gradient import loss_gradient
-from implicit_reg.optim import gradient_descent, gradient_flow
-from implicit_reg.optim.factor_flow import FactorCoordinates
-from implicit_reg.optim.svd_flow import SvdCoordinates
 from implicit_reg.problems import LeastSquares, MatrixCompletion, least_squares_data
 from implicit_reg.problems.matrix_completion import parse_entries, random_low_rank
 from implicit_reg.schedule import LogSchedule

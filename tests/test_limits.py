@@ -51,6 +51,8 @@ def test_the_memory_limit_prints_the_estimate_and_what_is_available(monkeypatch)
     runs, shapes = 10**6, [(2, 2)] * 3
     need = limits.estimate_bytes(runs, shapes)
     assert need == runs * (12 * limits.BYTES_PER_ENTRY + limits.BYTES_PER_RUN)
+    adam = limits.estimate_bytes(runs, shapes, "adam")  # its two moments, and their snapshot
+    assert adam == need + runs * 12 * limits.STATE_BYTES_PER_ENTRY["adam"]
     monkeypatch.setattr(limits, "available_host_bytes", lambda: need)
     with pytest.raises(ConfigError) as refused:
         limits.check(config(f"batch.seeds={runs}", "device=cpu"))
@@ -58,6 +60,8 @@ def test_the_memory_limit_prints_the_estimate_and_what_is_available(monkeypatch)
     assert f"need about {(need + limits.BASE_BYTES) / 2**30:.1f} GiB" in str(refused.value)
     monkeypatch.setattr(limits, "available_host_bytes", lambda: need + limits.BASE_BYTES)
     limits.check(config(f"batch.seeds={runs}", "device=cpu"))
+    with pytest.raises(ConfigError, match="need about"):  # Adam's state does not fit there
+        limits.check(config(f"batch.seeds={runs}", "device=cpu", "optim=adam"))
 
 
 def test_sensing_data_that_cannot_fit_is_refused_naming_measurements(monkeypatch):

@@ -377,7 +377,7 @@ def test_reconstruction_error_where_the_ground_truth_is_known():
     values = final_scalars(problem, W, 16)
     expected = 0.1 * 2 / float(target.norm())  # ‖0.1 I‖_F = 0.2
     assert float(values["error/reconstruction"][0]) == pytest.approx(expected, rel=1e-12)
-    del problem.ground_truth
+    problem.ground_truth = None
     assert "error/reconstruction" not in final_scalars(problem, W, 16)
 
 

@@ -1,4 +1,4 @@
-"""The NumPy flow (``optim/numpy_flow.py``) held to the torch reference: the field equal to the
+"""The NumPy flow (``dynamics/numpy_flow.py``) held to the torch reference: the field equal to the
 torch coordinates' field, the complex-step Jacobian equal to autograd's, in float64, for several
 shapes and depths of both problems and both coordinate systems; then whole runs through both."""
 
@@ -11,12 +11,12 @@ from conftest import make_config
 
 from implicit_reg import run
 from implicit_reg.config import ConfigError, validate
+from implicit_reg.dynamics import gradient_flow
+from implicit_reg.dynamics.factor_flow import FactorCoordinates
+from implicit_reg.dynamics.numpy_flow import numpy_flow
+from implicit_reg.dynamics.svd_flow import SvdCoordinates
 from implicit_reg.factorization import factor_shapes, product
 from implicit_reg.init import sample_factors
-from implicit_reg.optim import gradient_flow
-from implicit_reg.optim.factor_flow import FactorCoordinates
-from implicit_reg.optim.numpy_flow import numpy_flow
-from implicit_reg.optim.svd_flow import SvdCoordinates
 from implicit_reg.problems import LeastSquares, MatrixCompletion, MatrixSensing, least_squares_data
 from implicit_reg.problems.matrix_completion import parse_entries, random_low_rank
 from implicit_reg.problems.matrix_sensing import random_data as sensing_data

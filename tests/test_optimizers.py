@@ -1,4 +1,4 @@
-"""Update rules (implicit_reg/optim/optimizers.py) against their references: torch.optim.SGD with
+"""Update rules (implicit_reg/dynamics/optimizers.py) against their references: torch.optim.SGD with
 momentum and torch.optim.Adam, and a direct transcription of Arora et al. 2019's GroupRMSprop,
 run by run on every stepper layout (float64); a stopped run and its state stay bit for bit; a
 run that diverges under Adam is put back to its last finite factors and state; config errors."""
@@ -13,16 +13,16 @@ from conftest import make_config, metrics
 
 from implicit_reg import checkpoint
 from implicit_reg.config import ConfigError, validate
-from implicit_reg.factorization import product
-from implicit_reg.optim.gd import DIVERGED, Runs, descend
-from implicit_reg.optim.optimizers import (
+from implicit_reg.dynamics.gd import DIVERGED, Runs, descend
+from implicit_reg.dynamics.optimizers import (
     Adam,
     GroupRMSprop,
     Momentum,
     make_rule,
     stability_limit,
 )
-from implicit_reg.optim.steppers import FusedStepper, make_stepper
+from implicit_reg.dynamics.steppers import FusedStepper, make_stepper
+from implicit_reg.factorization import product
 from implicit_reg.schedule import LogSchedule
 
 RUNS = 5

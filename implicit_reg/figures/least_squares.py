@@ -16,7 +16,10 @@ def supports(runs: list[Run]) -> list[Run]:
     return [
         r
         for r in runs
-        if r.cfg.problem.kind == "least_squares" and r.cfg.problem.d == 2 and r.cfg.problem.n == 1
+        if r.has_path
+        and r.cfg.problem.kind == "least_squares"
+        and r.cfg.problem.d == 2
+        and r.cfg.problem.n == 1
     ]
 
 

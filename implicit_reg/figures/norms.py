@@ -22,7 +22,8 @@ def supports(runs: list[Run]) -> list[Run]:
     return [
         r
         for r in runs
-        if r.cfg.problem.name == "completion_2x2"
+        if r.has_path
+        and r.cfg.problem.name == "completion_2x2"
         and r.cfg.model.depth >= 2
         and r.cfg.init.det == "positive"
     ]

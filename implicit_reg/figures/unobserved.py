@@ -28,7 +28,11 @@ CAPTION = (
 
 
 def supports(runs: list[Run]) -> list[Run]:
-    return [r for r in runs if r.cfg.problem.name == "completion_2x2" and r.cfg.model.depth >= 2]
+    return [
+        r
+        for r in runs
+        if r.has_path and r.cfg.problem.name == "completion_2x2" and r.cfg.model.depth >= 2
+    ]
 
 
 def draw(runs: list[Run]) -> Figure:

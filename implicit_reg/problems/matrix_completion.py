@@ -42,6 +42,7 @@ class MatrixCompletion:
         self.observed: list[tuple[int, int]] = [
             (int(i), int(j)) for i, j in self.mask.nonzero().tolist()
         ]
+        self._observed_values = [float(target[i, j]) for i, j in self.observed]
 
     def loss(self, W: Tensor) -> Tensor:
         return 0.5 * ((W - self.target) * self.weight).square().sum((-2, -1))
@@ -49,7 +50,10 @@ class MatrixCompletion:
     def entry_loss(self, W: list[list[Tensor]]) -> Tensor:
         """ℓ from W given entry by entry (``W[i][j]`` a ``(runs,)`` vector), summed over Ω in
         row-major order: the entry-wise step's loss, with no stacking of W."""
-        terms = [(W[i][j] - float(self.target[i, j])).square() for i, j in self.observed]
+        terms = [
+            (W[i][j] - b).square()
+            for (i, j), b in zip(self.observed, self._observed_values, strict=True)
+        ]
         total = terms[0]
         for term in terms[1:]:
             total = total + term

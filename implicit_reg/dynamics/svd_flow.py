@@ -33,8 +33,8 @@ import torch
 from torch import Tensor
 
 from implicit_reg import metrics
+from implicit_reg.dynamics.loss_gradient import loss_gradient
 from implicit_reg.init import balanced_factors
-from implicit_reg.loss_gradient import loss_gradient
 from implicit_reg.problems import Problem
 
 NEAR_CROSSING = 1e-6

@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from implicit_reg.optim.factor_flow import FactorCoordinates
-from implicit_reg.optim.svd_flow import ORTHONORMAL_RATE, SvdCoordinates
+from implicit_reg.dynamics.factor_flow import FactorCoordinates
+from implicit_reg.dynamics.svd_flow import ORTHONORMAL_RATE, SvdCoordinates
 from implicit_reg.problems import Problem
 
 STEP = 1e-100

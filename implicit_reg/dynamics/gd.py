@@ -15,7 +15,7 @@ to the step before its loss turned non-finite), where it stays. No host check ch
 of a run that goes on: a batch ends with the same factors for any ``check_every``, and a
 resumed run as one never stopped.
 
-An update rule (``optim/optimizers.py``: momentum, Adam, GroupRMSprop) takes the step in place
+An update rule (``dynamics/optimizers.py``: momentum, Adam, GroupRMSprop) takes the step in place
 of ``Stepper.step`` under the same stopping, logging and checks; its state is in the checks'
 snapshot, so a diverged run is put back with the state it had at its last finite step.
 """
@@ -29,10 +29,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from implicit_reg.dynamics.optimizers import UpdateRule
+from implicit_reg.dynamics.outcome import Outcome
+from implicit_reg.dynamics.steppers import MatmulStepper, Stepper
 from implicit_reg.factorization import DeepFactorization
-from implicit_reg.optim.optimizers import UpdateRule
-from implicit_reg.optim.outcome import Outcome
-from implicit_reg.optim.steppers import MatmulStepper, Stepper
 from implicit_reg.problems import Problem
 from implicit_reg.schedule import LogSchedule
 

@@ -25,7 +25,7 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from implicit_reg.optim.steppers import EntryStepper, Stepper
+from implicit_reg.dynamics.steppers import EntryStepper, Stepper
 
 NAMES = ("momentum", "adam", "group_rmsprop")
 """``optim.name`` values that take an update rule (``gd`` takes ``Stepper.step``)."""

@@ -23,12 +23,12 @@ from omegaconf import DictConfig
 from scipy.optimize import brentq
 from torch import Tensor
 
+from implicit_reg.dynamics.factor_flow import FactorCoordinates
+from implicit_reg.dynamics.guarded_solver import GuardedSolver
+from implicit_reg.dynamics.numpy_flow import numpy_flow
+from implicit_reg.dynamics.outcome import Outcome
+from implicit_reg.dynamics.svd_flow import SvdCoordinates
 from implicit_reg.factorization import DeepFactorization, product
-from implicit_reg.optim.factor_flow import FactorCoordinates
-from implicit_reg.optim.guarded_solver import GuardedSolver
-from implicit_reg.optim.numpy_flow import numpy_flow
-from implicit_reg.optim.outcome import Outcome
-from implicit_reg.optim.svd_flow import SvdCoordinates
 from implicit_reg.problems import Problem
 from implicit_reg.schedule import log_steps
 

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from implicit_reg.dynamics.loss_gradient import loss_gradient
 from implicit_reg.factorization import chain_rule, product
-from implicit_reg.loss_gradient import loss_gradient
 from implicit_reg.problems import Problem
 
 
