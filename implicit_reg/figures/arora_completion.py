@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from omegaconf import OmegaConf
 
 from implicit_reg import metrics
 from implicit_reg.figures import style
@@ -46,15 +47,23 @@ def supports(runs: list[Run]) -> list[Run]:
 
 
 def supported(runs: list[Run], problem: str) -> list[Run]:
-    """Runs of ``problem`` with a known ground truth: gradient descent runs (a batch or one run)
-    and nuclear-norm minimizers."""
-    return [
+    """Runs of ``problem`` with a random ground truth: gradient descent over end-to-end init
+    scales (``batch.end_to_end_scales``, the x-axis) and the nuclear-norm minimizers beside
+    them; none if there is no such gradient descent run."""
+    mine = [
         r
         for r in runs
-        if r.cfg.problem.get("kind") == problem
-        and r.cfg.problem.get("target") is None
-        and r.cfg.optim.name in ("gd", "nuclear_norm")
+        if r.cfg.problem.get("kind") == problem and r.cfg.problem.get("target") is None
     ]
+    descents = [
+        r
+        for r in mine
+        if r.cfg.optim.name == "gd"
+        and OmegaConf.select(r.cfg, "batch.end_to_end_scales", default=None) is not None
+    ]
+    if not descents:
+        return []
+    return descents + [r for r in mine if r.cfg.optim.name == "nuclear_norm"]
 
 
 def draw(runs: list[Run]) -> Figure:
@@ -106,7 +115,7 @@ def draw_recovery(runs: list[Run], count_key: str, count_label: str, title: str)
 
 def final_rows(run: Run) -> list[dict[str, Any]]:
     """Each run's end-to-end init scale ``eps`` (init.scale^depth), status and final scalars:
-    the rows of a batch's ``runs.csv``, or a single run's ``metrics.json``."""
+    the rows of a batch's ``runs.csv``, or a batch of one run's ``metrics.json``."""
     depth = int(run.cfg.model.depth)
     path = run.folder / "runs.csv"
     if path.exists():
@@ -120,7 +129,8 @@ def final_rows(run: Run) -> list[dict[str, Any]]:
             )
         return out
     values = {k: float(v) for k, v in run.metrics.items() if "/" in k and v is not None}
-    return [{"eps": float(run.cfg.init.scale) ** depth, "status": run.metrics["status"], **values}]
+    (eps,) = run.cfg.batch.end_to_end_scales  # a batch of one run
+    return [{"eps": float(eps), "status": run.metrics.get("status"), **values}]
 
 
 def median_band(
