@@ -40,6 +40,7 @@ from implicit_reg.interrupt import StopRequest
 from implicit_reg.logger import TensorBoardLogger
 from implicit_reg.problems import build_problem
 from implicit_reg.progress import Progress
+from implicit_reg.run_summary import summary
 from implicit_reg.schedule import LogSchedule
 from implicit_reg.stability import StabilityGuard
 
@@ -48,15 +49,6 @@ log = logging.getLogger(__name__)
 LOG_SAMPLE = 65536
 """A batch of more runs logs its quantiles during training over this many of them, evenly
 spaced (the final quantiles in metrics.json are over all runs)."""
-SUMMARY_KEYS = (
-    "loss/train",
-    "norm/fro",
-    "norm/nuclear",
-    "norm/spectral",
-    "rank/effective",
-    "rank/infimal_distance",
-    "error/reconstruction",
-)
 
 
 def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
@@ -74,7 +66,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
 
 def _train(cfg: DictConfig, out_dir: Path, folder: run_folder.Folder) -> dict[str, Any]:
     if cfg.optim.name == "nuclear_norm":  # one convex program: no factors, init or steps
-        return _nuclear_norm(cfg, out_dir, folder)
+        from implicit_reg.baselines.solved_run import solved_run  # cvxpy: the optional extra
+
+        return solved_run(cfg, out_dir, folder)
     grid = batch.grid(cfg)
     single = len(grid) == 1
     rows, cols = problem_shape(cfg.problem)
@@ -345,72 +339,6 @@ def _flow(
     return result
 
 
-def _nuclear_norm(cfg: DictConfig, out_dir: Path, folder: run_folder.Folder) -> dict[str, Any]:
-    """``optim=nuclear_norm``: one cvxpy solve of min ‖W‖_* subject to the problem's
-    observations, on the CPU in float64, written like a GD run whose final state is at step 0
-    (README § "Nuclear-norm baseline")."""
-    from implicit_reg.baselines import nuclear_norm  # cvxpy: the optional extra
-
-    device = torch.device("cpu")
-    if cfg.device == "cuda":
-        log.info("optim=nuclear_norm solves on the CPU (cvxpy), not on cuda")
-    problem = build_problem(cfg.problem, device, torch.float64, cfg.train.max_tracked)
-    started = time.perf_counter()
-    solution = nuclear_norm.solve(
-        *problem.linear_measurements(),
-        solver=cfg.optim.solver,
-        tol=cfg.optim.tol,
-        max_iters=cfg.optim.max_iters,
-    )
-    logger = TensorBoardLogger(out_dir, 1)
-    W = None if solution.W is None else solution.W.unsqueeze(0)
-    if W is not None:
-        logger.log(
-            0, final_scalars(problem, W, cfg.train.max_tracked), torch.ones(1, dtype=torch.bool), {}
-        )
-    if solution.status != "converged":
-        log.warning(
-            "optim=nuclear_norm: the solver did not certify optimality: %s (try optim.max_iters, "
-            "optim.tol or optim.solver)",
-            solution.record["solver_message"],
-        )
-    result = {
-        **logger.last,
-        "status": solution.status,
-        "steps": 0,
-        "flow_time": 0.0,  # lr × steps, as for gradient descent: no step taken
-        "gradient_evaluations": 0,
-        "wall_time_s": time.perf_counter() - started,
-        "device": str(device),
-        "seed": int(cfg.seed),
-        **solution.record,
-    }
-    hparams.record(logger.writer, hparams.of(cfg, solution.status), result)
-    logger.close()
-    folder.write_metrics(cfg, result)
-    if W is not None:
-        artifacts.save_torch(out_dir / "final.pt", outputs.final_state([W], W, problem))
-    log.info("\n%s", _table(_baseline_rows(result), out_dir))
-    return result
-
-
-def final_scalars(problem: Any, W: Tensor, max_tracked: int) -> dict[str, Tensor]:
-    """The tags of a solved W ``(1, rows, cols)`` (``time/flow`` = lr × 0 steps = 0)."""
-    return scalars.compute_runs(problem, W, torch.zeros(1, dtype=W.dtype), None, max_tracked)
-
-
-def _baseline_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
-    rows = [("status", result["status"]), ("solver", result["solver"])]
-    if "solver_iterations" in result:
-        rows.append(("iterations", str(result["solver_iterations"])))
-    for key in ("primal_objective", "duality_gap", "constraint_residual"):
-        if key in result:
-            rows.append((key.replace("_", " "), f"{result[key]:.6g}"))
-    rows += [(key, f"{result[key]:.6g}") for key in SUMMARY_KEYS if key in result]
-    rows.append(("wall time", f"{result['wall_time_s']:.2f} s on {result['device']}"))
-    return rows
-
-
 def steps_within(max_time: float, lr: Tensor) -> Tensor:
     """The gradient descent steps that fit in flow time ``max_time``, per run: the largest n
     with n·lr ≤ max_time, up to rounding. A quotient within 4 ulps (relative 4·2⁻⁵²) of an
@@ -420,27 +348,3 @@ def steps_within(max_time: float, lr: Tensor) -> Tensor:
     nearest = quotient.round()
     close = (quotient - nearest).abs() <= 4 * sys.float_info.epsilon * nearest.abs()
     return torch.where(close, nearest, quotient.floor()).long()
-
-
-def summary(result: dict[str, Any], out_dir: Path) -> str:
-    """The short table printed at the end of a run. A change of sign det W (``DetSignMonitor``)
-    is shown at the first logged point that had it: the change happened after the logged point
-    before it."""
-    rows = [
-        ("status", result["status"]),
-        ("steps", f"{result['steps']:,}"),
-        ("flow time", f"{result['flow_time']:.6g}"),
-        *((key, f"{result[key]:.6g}") for key in SUMMARY_KEYS if key in result),
-        *((k, f"{v:.6g}") for k, v in result.items() if k.startswith("entries/")),
-    ]
-    if (changed := result.get("det_sign_changed_at_step")) is not None:
-        when = f"flow time {result['det_sign_changed_at_time']:.6g}"
-        rows.append(("det sign changed", f"first logged at step {changed:,} ({when})"))
-    rows.append(("wall time", f"{result['wall_time_s']:.2f} s on {result['device']}"))
-    return _table(rows, out_dir)
-
-
-def _table(rows: list[tuple[str, str]], out_dir: Path) -> str:
-    rows = [*rows, ("output", str(out_dir))]
-    width = max(len(name) for name, _ in rows)
-    return "\n".join(f"  {name:<{width}}  {value}" for name, value in rows)

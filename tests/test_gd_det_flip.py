@@ -29,7 +29,7 @@ import pytest
 
 from implicit_reg.factorization import factor_shapes
 from implicit_reg.init import sample_factors
-from implicit_reg.run import summary
+from implicit_reg.run_summary import summary
 from implicit_reg.schedule import LogSchedule
 
 Matrix = list[list[Any]]  # 2×2, entries float or mpmath.mpf
