@@ -40,7 +40,7 @@ class Checkpoint:
     steps: Tensor
     """Steps each run has taken (its stop step once stopped)."""
     status: Tensor
-    """Each run's status code (``optim.gd.STATUSES``)."""
+    """Each run's status code (``dynamics.gd.STATUSES``)."""
     last: dict[str, float]
     """The last logged scalars, what ``metrics.json`` reports if nothing is logged after."""
     wall_time_s: float
