@@ -11,12 +11,13 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from implicit_reg import batch, history, init
+from implicit_reg import baselines, batch, history, init
 from implicit_reg.device import DEVICES, DTYPES
+from implicit_reg.dynamics import optimizers
 from implicit_reg.problems import KINDS as PROBLEM_KINDS
 
-OPTIMIZERS = ("gd", "momentum", "adam", "group_rmsprop", "flow", "nuclear_norm")
-STEPPED = ("gd", "momentum", "adam", "group_rmsprop")  # what trains a batch of several runs
+STEPPED = ("gd", *optimizers.NAMES)  # what trains a batch of several runs
+OPTIMIZERS = (*STEPPED, "flow", *baselines.NAMES)
 NUCLEAR_NORM_SOLVERS = ("clarabel", "scs")  # cvxpy solvers that report status and duality gap
 FLOW_METHODS = ("LSODA", "BDF", "Radau")  # scipy's implicit solvers: the flow is stiff
 FLOW_COORDINATES = ("auto", "factors", "svd")
