@@ -196,15 +196,15 @@ def _train(cfg: DictConfig, out_dir: Path, folder: run_folder.Folder) -> dict[st
             stop_requested=stop,
             rule=rule,
         )
-        save_checkpoint(step)  # resume an interrupted run, or extend a finished one
+        save_checkpoint(step)  # resume an interrupted run, or extend a finished one (history too)
         W, loss = stepper.end_to_end(), problem.loss(stepper.end_to_end())
         # a single run's final state, at its stop step (diverged: the step before)
         if single and not interrupted:
             final_step = runs.last_finite_step()
             if final_step != logged:
                 record(final_step, W, loss, lr * final_step)
-        if history is not None:
-            history.write(out_dir)
+                if history is not None:
+                    history.write(out_dir)
         wall_time = time.perf_counter() - started
         if stalled := int((runs.status == STALLED).sum()):
             log.warning(
