@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from implicit_reg import rng
-from implicit_reg.dynamics.steppers import EntryStepper, entry_layout
+from implicit_reg.dynamics.steppers import EntryStepper, entry_layout, from_entries, to_entries
 from implicit_reg.factorization import product
 from implicit_reg.problems import Problem
 
@@ -42,7 +42,7 @@ def sharpness(
         if entry_layout(factors):
             stepper = EntryStepper(factors, problem)
             params, loss = stepper.params, stepper.graph()
-            v = [e for f in start for e in f.flatten(1).T]
+            v = to_entries(start)
         else:
             params = [f.detach().clone().requires_grad_(True) for f in factors]
             loss, v = problem.loss(product(params)), list(start)
@@ -65,13 +65,8 @@ def sharpness(
             v = [t.detach() for t in hv]
     v = _unit(v)
     if len(v) != len(factors):  # entries back into factors
-        flat = torch.stack(v, -1)
-        v = [part.reshape(runs, *s) for part, s in zip(_split(flat, shapes), shapes, strict=True)]
+        v = from_entries(v, shapes)
     return value.detach(), v
-
-
-def _split(flat: Tensor, shapes: list[tuple[int, int]]) -> list[Tensor]:
-    return list(flat.split([r * c for r, c in shapes], -1))
 
 
 def _per_run(t: Tensor) -> Tensor:

@@ -25,7 +25,7 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from implicit_reg.dynamics.steppers import EntryStepper, Stepper
+from implicit_reg.dynamics.steppers import EntryStepper, Stepper, from_entries, to_entries
 
 NAMES = ("momentum", "adam", "group_rmsprop")
 """``optim.name`` values that take an update rule (``gd`` takes ``Stepper.step``)."""
@@ -110,16 +110,13 @@ class _Layout:
         """Per-parameter tensors as copies ``(K, d_j, d_{j−1})`` per factor."""
         if not self.entries:
             return [(t.unsqueeze(0) if self.single else t).clone() for t in tensors]
-        return [
-            torch.stack([tensors[i] for i in group], -1).reshape(-1, *shape)
-            for group, shape in zip(self.groups, self.shapes, strict=True)
-        ]
+        return from_entries(tensors, self.shapes)
 
     def from_factors(self, factors: list[Tensor]) -> list[Tensor]:
         """The inverse of ``to_factors``, on this stepper's device and dtype."""
         factors = [f.to(self.device, self.dtype) for f in factors]
         if self.entries:
-            return [e.clone() for f in factors for e in f.flatten(1).T]
+            return [e.clone() for e in to_entries(factors)]
         return [(f[0] if self.single else f).clone() for f in factors]
 
     def blend(self, new: Tensor, old: Tensor, runs: Tensor) -> Tensor:

@@ -74,6 +74,22 @@ def entry_layout(factors: list[Tensor]) -> bool:
     return small and factors[0].shape[0] >= ENTRY_MIN_RUNS
 
 
+def to_entries(factors: list[Tensor]) -> list[Tensor]:
+    """The entries ``(K,)`` of factors ``(K, d_j, d_{j−1})``: factor by factor, each row by row
+    (``EntryStepper``'s layout; views, not copies)."""
+    return [e for f in factors for e in f.flatten(1).T]
+
+
+def from_entries(entries: list[Tensor], shapes: list[tuple[int, ...]]) -> list[Tensor]:
+    """The inverse of ``to_entries``: copies ``(K, d_j, d_{j−1})`` of factors of ``shapes``."""
+    flat = torch.stack(entries, -1)
+    out, i = [], 0
+    for rows, cols in shapes:
+        out.append(flat[:, i : i + rows * cols].reshape(-1, rows, cols).clone())
+        i += rows * cols
+    return out
+
+
 class MatmulStepper:
     """Factors ``(K, d_j, d_{j−1})``; a single run holds them 2-D, as plain matrices (a 2-D
     product is the fastest step there; BLAS may fuse its multiply-adds, so it can round an ulp
@@ -132,9 +148,7 @@ class EntryStepper:
     def __init__(self, factors: list[Tensor], problem: Problem) -> None:
         self.problem = problem
         self.shapes = [tuple(f.shape[1:]) for f in factors]
-        self.params = [
-            e.clone().requires_grad_(True) for f in factors for e in f.detach().flatten(1).T
-        ]
+        self.params = [e.detach().clone().requires_grad_(True) for e in to_entries(factors)]
         self._grads: tuple[Tensor, ...] = ()
         self._entries: Tensor | list[list[Tensor | None]] = torch.empty(0)
         self._versions: list[int] = []
@@ -202,17 +216,11 @@ class EntryStepper:
         return self._entries
 
     def factors(self) -> list[Tensor]:
-        flat = torch.stack([p.detach() for p in self.params], -1)
-        out, i = [], 0
-        for rows, cols in self.shapes:
-            out.append(flat[:, i : i + rows * cols].reshape(-1, rows, cols).clone())
-            i += rows * cols
-        return out
+        return from_entries([p.detach() for p in self.params], self.shapes)
 
     def load(self, factors: list[Tensor], runs: Tensor | None = None) -> None:
-        values = [e for f in factors for e in f.flatten(1).T]
         with torch.no_grad():
-            for p, v in zip(self.params, values, strict=True):
+            for p, v in zip(self.params, to_entries(factors), strict=True):
                 p.copy_(v if runs is None else torch.where(runs, v, p))
 
 
