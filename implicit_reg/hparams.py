@@ -37,9 +37,9 @@ def of(cfg: DictConfig, status: str) -> dict[str, Any]:
     have is left out) and its final ``status``."""
     values: dict[str, Any] = {}
     for key in KEYS:
-        if OmegaConf.select(cfg, key, default=_ABSENT) is _ABSENT:
+        value = OmegaConf.select(cfg, key, default=_ABSENT)
+        if value is _ABSENT:
             continue
-        value = OmegaConf.select(cfg, key, default=None)
         values[key] = value if isinstance(value, (bool, int, float, str)) else str(value)
     return {**values, "status": status}
 
