@@ -87,9 +87,10 @@ def write(out_dir: Path, ckpt: Checkpoint) -> None:
 
 
 def _cpu(value: Any) -> Any:
-    """Copies on the CPU of the tensors in nested dicts and lists."""
+    """The tensors in nested dicts and lists on the CPU (``UpdateRule.state`` holds copies
+    already: no second one)."""
     if isinstance(value, Tensor):
-        return value.detach().cpu().clone()
+        return value.detach().cpu()
     if isinstance(value, dict):
         return {k: _cpu(v) for k, v in value.items()}
     if isinstance(value, list):
