@@ -18,6 +18,7 @@ import time
 import cvxpy  # noqa: F401  (imported here so that its ~1 s import is not timed)
 import torch
 
+from implicit_reg import metrics
 from implicit_reg.baselines import nuclear_norm
 from implicit_reg.problems.matrix_completion import MatrixCompletion, random_low_rank
 
@@ -47,7 +48,7 @@ def measure(n: int, solver: str) -> str:
     if solution.W is None:
         return line
     r = solution.record
-    error = float((solution.W - target).norm() / target.norm())
+    error = float(metrics.reconstruction_error(solution.W, target))
     return (
         f"{line}  {r['solver_iterations']:>3} it"
         f"  gap/‖W‖_* {r['duality_gap'] / r['primal_objective']:.1e}"
