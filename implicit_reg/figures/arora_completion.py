@@ -148,13 +148,20 @@ def median_band(
     return 10.0 ** np.array(keys), stats[:, 0], stats[:, 1], stats[:, 2]
 
 
+def ground_truth_singular_values(run: Run) -> torch.Tensor | None:
+    """σ(W*) in float64 from ``final.pt``'s ``ground_truth``; None if the run does not hold it."""
+    truth = run.final.get("ground_truth")
+    if truth is None:
+        return None
+    return metrics.singular_values(torch.as_tensor(truth, dtype=torch.float64))
+
+
 def ground_truth_values(run: Run) -> dict[str, float]:
     """The ground truth's nuclear norm and effective rank (its reconstruction error is 0), from
     ``final.pt``'s ``ground_truth``; empty if the run does not hold it."""
-    truth = run.final.get("ground_truth")
-    if truth is None:
+    s = ground_truth_singular_values(run)
+    if s is None:
         return {}
-    s = metrics.singular_values(torch.as_tensor(truth, dtype=torch.float64))
     return {
         "norm/nuclear": float(s.sum()),
         "rank/effective": float(metrics.effective_rank_from_singular_values(s)),

@@ -14,11 +14,10 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 
-from implicit_reg import history, metrics
-from implicit_reg.figures import style
+from implicit_reg import history
+from implicit_reg.figures import arora_completion, style
 from implicit_reg.runs import Run
 
 NAME = "arora2019_dynamics"
@@ -44,9 +43,8 @@ def draw(runs: list[Run]) -> Figure:
             for i in range(mid.shape[1]):
                 ax.plot(t, mid[:, i], color=colours[i], lw=1.5, label=f"σ{i + 1}")
                 ax.fill_between(t, lo[:, i], hi[:, i], color=colours[i], alpha=0.2, lw=0)
-        truth = mine[0].final.get("ground_truth")
-        if truth is not None:
-            s = metrics.singular_values(torch.as_tensor(truth, dtype=torch.float64))
+        s = arora_completion.ground_truth_singular_values(mine[0])
+        if s is not None:
             rank = int((s > s[0] * 1e-10).sum())
             for value in s[:rank].tolist():
                 ax.axhline(value, **style.BOUND_STYLE)
