@@ -174,9 +174,12 @@ class _Rule:
     def load(self, state: dict[str, Any], runs: Tensor | None = None) -> None:
         step = state["step"].to(self.t.device)
         self.t = step.clone() if runs is None else torch.where(runs, step, self.t)
-        every = torch.ones_like(self.t, dtype=torch.bool)
         for name in self.BUFFERS:
-            self._keep(name, self.layout.from_factors(state[name]), every if runs is None else runs)
+            loaded = self.layout.from_factors(state[name])  # copies
+            if runs is None:
+                setattr(self, name, loaded)
+            else:
+                self._keep(name, loaded, runs)
         self._load_extra(state, runs)
 
 
