@@ -264,7 +264,8 @@ def _validate_nuclear_norm(cfg: DictConfig) -> None:
         raise ConfigError(
             "optim.name",
             "nuclear_norm",
-            f"gd | flow: optim=nuclear_norm needs {' and '.join(missing)}, not installed here "
+            f"{' | '.join(o for o in OPTIMIZERS if o not in baselines.NAMES)}: optim=nuclear_norm "
+            f"needs {' and '.join(missing)}, not installed here "
             "(pip install -e '.[baselines]')",
         )
 
