@@ -151,7 +151,7 @@ def _single_solve(cfg: DictConfig) -> None:
     why = "with optim=nuclear_norm (one convex program, one solution: nothing to batch)"
     if cfg.batch.seeds != 1:
         raise ConfigError("batch.seeds", cfg.batch.seeds, f"1 {why}")
-    for key in ("batch.init_scales", "batch.lrs"):
+    for key in ("batch.init_scales", "batch.end_to_end_scales", "batch.lrs"):
         if (value := OmegaConf.select(cfg, key)) is not None:
             raise ConfigError(key, OmegaConf.to_container(value), f"null {why}")
 

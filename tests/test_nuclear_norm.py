@@ -289,6 +289,11 @@ def test_a_solver_error_is_solver_failed_with_its_message(monkeypatch):
         (["batch.seeds=3"], "batch.seeds", "1 with optim=nuclear_norm"),
         (["batch.lrs=[0.1,0.2]"], "batch.lrs", "null with optim=nuclear_norm"),
         (["batch.init_scales=[0.1]"], "batch.init_scales", "null with optim=nuclear_norm"),
+        (
+            ["batch.end_to_end_scales=[1e-3,1e-4]"],
+            "batch.end_to_end_scales",
+            "null with optim=nuclear_norm",
+        ),
         (["optim.solver=mosek"], "optim.solver", "clarabel | scs"),
         (["optim.tol=0"], "optim.tol", "a number > 0"),
         (["optim.max_iters=0"], "optim.max_iters", "an integer ≥ 1"),
