@@ -17,7 +17,17 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from implicit_reg import artifacts, batch, checkpoint, hparams, limits, outputs, run_folder, scalars
+from implicit_reg import (
+    artifacts,
+    batch,
+    checkpoint,
+    history,
+    hparams,
+    limits,
+    outputs,
+    run_folder,
+    scalars,
+)
 from implicit_reg.config import problem_shape, validate
 from implicit_reg.det_sign import DetSignMonitor
 from implicit_reg.device import resolve_device, resolve_dtype
@@ -46,9 +56,10 @@ from implicit_reg.stability import StabilityGuard
 
 log = logging.getLogger(__name__)
 
-LOG_SAMPLE = 65536
+LOG_SAMPLE = history.MAX_RUNS
 """A batch of more runs logs its quantiles during training over this many of them, evenly
-spaced (the final quantiles in metrics.json are over all runs)."""
+spaced (the final quantiles in metrics.json are over all runs); up to it, every run's singular
+values can be recorded (``history.py``)."""
 
 
 def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
