@@ -70,13 +70,15 @@ def _product_scale(cfg: DictConfig) -> None:
         if cfg.get("batch") is not None and OmegaConf.select(cfg, listed) is not None:
             key = listed
     depth = cfg.model.depth
-    for scale in batch.values(cfg)[1]:
+    # the value as written: ε itself where the list gives the product's scale ε = scale^depth
+    written = OmegaConf.select(cfg, key) if key == "batch.end_to_end_scales" else None
+    for i, scale in enumerate(batch.values(cfg)[1]):
         exponent = depth * math.log10(scale)
         if not low <= exponent <= high:
             what = "underflows to 0" if exponent < low else "makes the loss overflow"
             raise ConfigError(
                 key,
-                scale,
+                scale if written is None else written[i],
                 f"init.scale^model.depth in [1e{low:.0f}, 1e{high:.0f}] in {cfg.dtype} "
                 f"(here {scale:g}^{depth} = 1e{exponent:.0f}, which {what})",
             )

@@ -17,6 +17,11 @@ CASES = [
     (["init.scale=1e200"], "init.scale=1e+200", "1e+200^3 = 1e600, which makes the loss overflow"),
     (["dtype=float32", "init.scale=1e-20"], "init.scale=1e-20", "in float32"),
     (["batch.init_scales=[0.1,1e-150]"], "batch.init_scales=1e-150", "underflows to 0"),
+    (
+        ["dtype=float32", "batch.end_to_end_scales=[1e-3,1e-40]"],
+        "batch.end_to_end_scales=1e-40",
+        "underflows",
+    ),
     (["model.width=50000"], "model.width=50000", "what fits in host memory"),
     (["batch.seeds=1000000000"], "batch.seeds=1000000000", "GiB is available"),
     (["seed=99999999999999999999"], "seed=99999999999999999999", "[0, 2**63 − 1]"),
