@@ -63,7 +63,7 @@ def supported(runs: list[Run], problem: str) -> list[Run]:
     ]
     if not descents:
         return []
-    return descents + [r for r in mine if r.cfg.optim.name == "nuclear_norm"]
+    return descents + [r for r in mine if not r.has_path]
 
 
 def draw(runs: list[Run]) -> Figure:
@@ -77,7 +77,7 @@ def draw_recovery(runs: list[Run], count_key: str, count_label: str, title: str)
     for row, count in zip(grid, counts, strict=True):
         mine = [r for r in runs if int(r.cfg.problem[count_key]) == count]
         descents = [r for r in mine if r.cfg.optim.name == "gd"]
-        minimizers = [r for r in mine if r.cfg.optim.name == "nuclear_norm"]
+        minimizers = [r for r in mine if not r.has_path]  # the solved baseline
         by_depth = defaultdict(list)
         for run in descents:
             by_depth[int(run.cfg.model.depth)].extend(final_rows(run))
