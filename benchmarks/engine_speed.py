@@ -9,7 +9,8 @@
    hand-written gradient), and end to end: ``python train.py batch.seeds=<runs> …`` as a process
    (start-up, init, logging, runs.csv included), run-steps per second of the whole process;
 3. init: ``sample_batch`` of ``--inits`` balanced starts with det > 0 (and with any det, which
-   redraws nothing), each in a fresh process.
+   redraws nothing), each in a fresh process, on every core (as a run draws them) and on
+   ``--threads``.
 
 ``--baseline DIR`` times the end-to-end process and the init of another checkout beside this
 one's, in the same invocation (before/after a change).
@@ -24,6 +25,7 @@ one's, in the same invocation (before/after a change).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -184,7 +186,7 @@ def end_to_end(args, tree: Path) -> tuple[float, float]:
 
 
 INIT = (
-    "import sys, time, torch; torch.set_num_threads({threads}); "
+    "import sys, time, torch; torch.set_num_threads({threads} or torch.get_num_threads()); "
     "from implicit_reg.factorization import factor_shapes; "
     "from implicit_reg.init import sample_batch; "
     "n, d = {inits}, torch.device('{device}'); "
@@ -196,19 +198,21 @@ INIT = (
 
 def init_speed(args, device) -> None:
     """``sample_batch`` of ``--inits`` balanced starts, each in a fresh process (of this checkout
-    and of the baseline's, alternated): det > 0, and det of any sign (no redraws)."""
+    and of the baseline's, alternated): det > 0, and det of any sign (no redraws); on every core
+    (as ``run.py`` draws them) and on ``--threads``."""
     print(f"\n## Init: {args.inits} balanced 2×2 depth-3 starts (s)\n")
-    print("| checkout | det > 0 | any det |\n|---|---:|---:|")
+    print("| checkout, threads | det > 0 | any det |\n|---|---:|---:|")
     trees = {"this": ROOT, **({"baseline": Path(args.baseline)} if args.baseline else {})}
-    for name, tree in trees.items():
+    for (name, tree), threads in itertools.product(trees.items(), (0, args.threads)):
         seconds = []
         for det in ("positive", "any"):
-            code = INIT.format(threads=args.threads, inits=args.inits, device=device, det=det)
+            code = INIT.format(threads=threads, inits=args.inits, device=device, det=det)
             env = {**os.environ, "PYTHONPATH": str(tree)}
             out = subprocess.run([sys.executable, "-c", code], cwd=tree, env=env, check=True,
                                  capture_output=True, text=True)  # fmt: skip
             seconds.append(float(out.stdout))
-        print(f"| {name} | {seconds[0]:.2f} | {seconds[1]:.2f} |")
+        label = "all cores" if threads == 0 else f"{threads}"
+        print(f"| {name}, {label} | {seconds[0]:.2f} | {seconds[1]:.2f} |")
 
 
 def main() -> None:

@@ -1,6 +1,9 @@
-"""Device and dtype from the ``device`` and ``dtype`` config keys."""
+"""Device, dtype and CPU threads: the ``device``, ``dtype`` and ``batch.threads`` config keys."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -10,6 +13,8 @@ GPU_MIN_ENTRIES = 1 << 16
 a run): below, every step is a few dozen tiny kernels, and their launch costs more than the CPU
 takes for the arithmetic (the default 2×2 run was 2.4× slower on an H100 than on its host)."""
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+ALL_THREADS = torch.get_num_threads()
+"""torch's own intra-op thread count as the process began (a core each, or ``OMP_NUM_THREADS``)."""
 
 
 def resolve_device(name: str, entries: int = GPU_MIN_ENTRIES) -> torch.device:
@@ -33,3 +38,14 @@ def resolve_dtype(name: str) -> torch.dtype:
     if name not in DTYPES:
         raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {name!r}")
     return DTYPES[name]
+
+
+@contextmanager
+def cpu_threads(count: int | None) -> Iterator[None]:
+    """torch's CPU threads set to ``count`` (None: ``ALL_THREADS``) inside, restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count or ALL_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -7,7 +7,8 @@ determinant has the requested sign (Theorem 1 assumes det W(0) > 0).
 
 Every run draws from its own counter-based stream (``implicit_reg.rng``) keyed by its seed, in
 chunks of runs, on the device: run k of a batch with seeds ``seed + k`` starts exactly where the
-single run with that seed starts, and 10⁶ balanced 2×2 starts take about a second.
+single run with that seed starts. ``run.py`` draws on every core: 10⁶ balanced 2×2 starts took
+0.6–0.75 s on two cores, 0.9–1.0 s on one (``benchmarks/RESULTS.md``), with the same bits.
 """
 
 from __future__ import annotations

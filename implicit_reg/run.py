@@ -30,7 +30,7 @@ from implicit_reg import (
 )
 from implicit_reg.config import problem_shape, validate
 from implicit_reg.det_sign import DetSignMonitor
-from implicit_reg.device import resolve_device, resolve_dtype
+from implicit_reg.device import cpu_threads, resolve_device, resolve_dtype
 from implicit_reg.dynamics import descend
 from implicit_reg.dynamics.gd import (
     CONVERGED,
@@ -66,13 +66,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Train every run of ``cfg`` into ``out_dir``; return what ``metrics.json`` holds."""
     validate(cfg)
     limits.check(cfg)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.batch.threads or threads)
-    try:
-        with run_folder.hold(out_dir, cfg) as folder:  # one run a folder, locked while it goes
-            return _train(cfg, out_dir, folder)
-    finally:
-        torch.set_num_threads(threads)
+    with cpu_threads(cfg.batch.threads), run_folder.hold(out_dir, cfg) as folder:
+        return _train(cfg, out_dir, folder)  # one run a folder, locked while it goes
 
 
 def _train(cfg: DictConfig, out_dir: Path, folder: run_folder.Folder) -> dict[str, Any]:
@@ -90,9 +85,10 @@ def _train(cfg: DictConfig, out_dir: Path, folder: run_folder.Folder) -> dict[st
         log.info("device=auto: %s for %d run(s) of %d×%d at depth %d", device, len(grid), rows,
                  cols, cfg.model.depth)  # fmt: skip
     problem = build_problem(cfg.problem, device, dtype, cfg.train.max_tracked)
-    start = sample_batch(
-        cfg.init.kind, grid.init_scales.to(device), cfg.init.det, shapes, grid.seeds.to(device)
-    )
+    with cpu_threads(None):  # long vectorized ops over all runs: every core helps (same bits)
+        start = sample_batch(
+            cfg.init.kind, grid.init_scales.to(device), cfg.init.det, shapes, grid.seeds.to(device)
+        )
     start = [f.to(dtype) for f in start]
     W0 = product(start) if cfg.model.depth == 1 else None  # depth 1: W has its own flow
     lr = grid.lrs.to(device, dtype)

@@ -3,11 +3,13 @@
 
 import hashlib
 import itertools
+import sys
 
 import pytest
 import torch
 
 from implicit_reg import rng
+from implicit_reg.device import ALL_THREADS, cpu_threads
 from implicit_reg.factorization import factor_shapes, product
 from implicit_reg.init import _det, _det_sign, balanced_split, sample_batch, sample_factors, svd_2x2
 
@@ -135,3 +137,34 @@ def test_det_sign_of_a_near_singular_draw_is_that_of_its_factors() -> None:
     exact = torch.sign(_det(product(balanced_split(W, shapes))))
     assert int((exact != torch.sign(_det(W))).sum()) > 1000  # the shortcut alone would be wrong
     assert torch.equal(_det_sign("balanced", [W], shapes), exact)
+
+
+def test_the_draws_do_not_depend_on_the_thread_count() -> None:
+    """Init runs on every core (``run.py``), training on ``batch.threads``: a run's start must be
+    the same bits either way. 70,000 runs: ops this long are split between threads."""
+    shapes, seeds = factor_shapes(2, 2, 3, 2), torch.arange(70_000)
+    scales = torch.full((70_000,), 0.1, dtype=torch.float64)
+    draws = []
+    for count in (1, max(2, ALL_THREADS)):
+        with cpu_threads(count):
+            draws.append(sample_batch("balanced", scales, "positive", shapes, seeds))
+    for one, many in zip(*draws, strict=True):
+        assert torch.equal(one, many)
+
+
+def test_a_run_draws_on_every_core_and_trains_on_batch_threads(train_run, monkeypatch) -> None:
+    run_module = sys.modules["implicit_reg.run"]  # the package's ``run`` is the function
+    seen = {}
+
+    def spy(name, fn):
+        def wrapped(*args, **kwargs):
+            seen[name] = torch.get_num_threads()
+            return fn(*args, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(run_module, "sample_batch", spy("init", sample_batch))
+    monkeypatch.setattr(run_module, "make_stepper", spy("train", run_module.make_stepper))
+    monkeypatch.setattr("implicit_reg.device.ALL_THREADS", 3)
+    train_run("batch.seeds=2", "batch.threads=1", "train.max_steps=5")
+    assert seen == {"init": 3, "train": 1}
