@@ -5,9 +5,10 @@
    the engine's loop on a batch of one (``descend`` + ``MatmulStepper``), same start,
    same steps, alternated ``--repeats`` times (median µs per step);
 2. many runs: 2×2 completion, depth 3, ``--runs`` × ``--steps`` (loss_tol 0, so every run takes
-   every step), in the engine's loop with each stepper (batched ``@``, entry by entry, the fused
-   hand-written gradient), and end to end: ``python train.py batch.seeds=<runs> …`` as a process
-   (start-up, init, logging, runs.csv included), run-steps per second of the whole process;
+   every step), in the engine's loop with each stepper (batched ``@``, entry by entry, and the
+   fused hand-written gradient both ways), and end to end: ``python train.py batch.seeds=<runs>
+   …`` as a process (start-up, init, logging, runs.csv included), run-steps per second of the
+   whole process;
 3. init: ``sample_batch`` of ``--inits`` balanced starts with det > 0 (and with any det, which
    redraws nothing), each in a fresh process, on every core (as a run draws them) and on
    ``--threads``.
@@ -42,7 +43,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from implicit_reg.dynamics.gd import Runs, descend  # noqa: E402
-from implicit_reg.dynamics.steppers import EntryStepper, FusedStepper, MatmulStepper  # noqa: E402
+from implicit_reg.dynamics.steppers import (  # noqa: E402
+    EntryStepper,
+    FusedEntryStepper,
+    FusedStepper,
+    MatmulStepper,
+)
 from implicit_reg.factorization import DeepFactorization, factor_shapes  # noqa: E402
 from implicit_reg.init import sample_batch  # noqa: E402
 from implicit_reg.problems import MatrixCompletion  # noqa: E402
@@ -142,7 +148,10 @@ def many_runs(args, device, dtype) -> None:
     steppers = {
         "batched `@` (MatmulStepper)": MatmulStepper,
         "entry by entry (EntryStepper, the default here)": EntryStepper,
-        "fused gradient (FusedStepper)": FusedStepper,
+        "fused gradient, batched `@` (FusedStepper)": FusedStepper,
+        "fused gradient, entry by entry (FusedEntryStepper, `batch.fused=true` here)": (
+            FusedEntryStepper
+        ),
     }
     for name, cls in steppers.items():
         stepper = cls(starts(args.runs, device, dtype), prob)

@@ -17,7 +17,13 @@ from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from implicit_reg.config import ConfigError
-from implicit_reg.dynamics.steppers import EntryStepper, FusedStepper, MatmulStepper
+from implicit_reg.dynamics.steppers import (
+    EntryStepper,
+    FusedEntryStepper,
+    FusedStepper,
+    MatmulStepper,
+    make_stepper,
+)
 from implicit_reg.factorization import factor_shapes
 from implicit_reg.logger import QUANTILES, quantiles
 from implicit_reg.problems import build_problem
@@ -124,6 +130,16 @@ def test_least_squares_batch_reaches_min_norm(tmp_path):
         ),
         (["problem=least_squares"], 1),
         (["problem=least_squares"], 3),
+        (
+            [
+                "problem=matrix_sensing",
+                "problem.rows=3",
+                "problem.cols=2",
+                "problem.rank=1",
+                "problem.measurements=4",
+            ],
+            3,
+        ),
     ],
 )
 def test_every_stepper_takes_the_same_steps(overrides, depth):
@@ -132,7 +148,8 @@ def test_every_stepper_takes_the_same_steps(overrides, depth):
     shapes = factor_shapes(*problem.shape, depth, cfg.model.width or min(problem.shape))
     generator = torch.Generator().manual_seed(0)
     start = [torch.randn(5, *s, generator=generator, dtype=torch.float64) for s in shapes]
-    steppers = [cls(start, problem) for cls in (MatmulStepper, EntryStepper, FusedStepper)]
+    steppers = [cls(start, problem) for cls in (MatmulStepper, EntryStepper, FusedStepper,
+                                                FusedEntryStepper)]  # fmt: skip
     lr = torch.linspace(0.01, 0.05, 5, dtype=torch.float64)
     reference = steppers[0]
     losses = [s.loss() for s in steppers]
@@ -153,6 +170,33 @@ def test_fused_batch_equals_autograd_batch(batch, tmp_path):
     for a, b in zip(read_rows(out / "runs.csv"), read_rows(tmp_path / "runs.csv"), strict=True):
         assert (a["status"], a["steps"]) == (b["status"], b["steps"])
         assert float(a["entries/1_1"]) == pytest.approx(float(b["entries/1_1"]), rel=1e-9)
+
+
+def test_fused_entry_batch_equals_autograd_entry_batch(tmp_path):
+    """66 runs of 2×2 factors: both go entry by entry (``FusedEntryStepper``, ``EntryStepper``),
+    with converged, capped and diverged runs (put back by ``load``) among them."""
+    grid = [*GRID, "batch.seeds=22", "batch.lrs=[0.05,0.2,3.0]"]
+    run(config(*grid), tmp_path / "autograd")
+    run(config(*grid, "batch.fused=true"), tmp_path / "fused")
+    autograd, fused = (read_rows(tmp_path / name / "runs.csv") for name in ("autograd", "fused"))
+    assert len(fused) == 66 and {r["status"] for r in fused} == {
+        "converged",
+        "max_steps",
+        "diverged",
+    }
+    for a, b in zip(autograd, fused, strict=True):
+        assert (a["status"], a["steps"]) == (b["status"], b["steps"])
+        assert float(a["entries/1_1"]) == pytest.approx(float(b["entries/1_1"]), rel=1e-9)
+        assert float(a["loss/train"]) == pytest.approx(float(b["loss/train"]), rel=1e-9)
+
+
+def test_fused_takes_the_entry_layout_where_autograd_does():
+    problem = build_problem(config(*QUIET).problem, torch.device("cpu"), torch.float64)
+    for runs, entries in ((63, False), (64, True)):
+        start = [torch.zeros(runs, 2, 2, dtype=torch.float64) for _ in range(3)]
+        assert isinstance(make_stepper(start, problem), EntryStepper) == entries
+        fused = make_stepper(start, problem, fused=True)
+        assert isinstance(fused, FusedEntryStepper if entries else FusedStepper)
 
 
 @pytest.mark.parametrize(

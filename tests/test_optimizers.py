@@ -21,13 +21,13 @@ from implicit_reg.dynamics.optimizers import (
     make_rule,
     stability_limit,
 )
-from implicit_reg.dynamics.steppers import FusedStepper, make_stepper
+from implicit_reg.dynamics.steppers import make_stepper
 from implicit_reg.factorization import product
 from implicit_reg.schedule import LogSchedule
 
 RUNS = 5
 LRS = torch.tensor([0.01, 0.03, 0.002, 0.05, 0.02], dtype=torch.float64)
-LAYOUTS = ("single", "matmul", "entries", "fused")
+LAYOUTS = ("single", "matmul", "entries", "fused", "fused_entries")
 
 
 def starts(runs: int, depth: int = 3, seed: int = 0) -> list[torch.Tensor]:
@@ -36,9 +36,8 @@ def starts(runs: int, depth: int = 3, seed: int = 0) -> list[torch.Tensor]:
 
 
 def stepper_for(layout: str, factors: list[torch.Tensor], problem):
-    if layout == "fused":
-        return FusedStepper(factors, problem)
-    return make_stepper(factors, problem, entries=layout == "entries")
+    fused = layout.startswith("fused")
+    return make_stepper(factors, problem, fused, entries=layout.endswith("entries"))
 
 
 def torch_reference(name: str, factors: list[torch.Tensor], problem, lr: float, steps: int):

@@ -47,17 +47,24 @@ class MatrixCompletion:
     def loss(self, W: Tensor) -> Tensor:
         return 0.5 * ((W - self.target) * self.weight).square().sum((-2, -1))
 
-    def entry_loss(self, W: list[list[Tensor]]) -> Tensor:
-        """ℓ from W given entry by entry (``W[i][j]`` a ``(runs,)`` vector), summed over Ω in
-        row-major order: the entry-wise step's loss, with no stacking of W."""
-        terms = [
-            (W[i][j] - b).square()
-            for (i, j), b in zip(self.observed, self._observed_values, strict=True)
-        ]
+    def entry_loss(self, W: list[list[Tensor | None]]) -> Tensor:
+        """ℓ from W given entry by entry (``W[i][j]`` a ``(runs,)`` vector; only Ω's are read),
+        summed over Ω in row-major order: the entry-wise step's loss, with no stacking of W."""
+        return self.entry_gradient(W)[0]
+
+    def entry_gradient(
+        self, W: list[list[Tensor | None]]
+    ) -> tuple[Tensor, list[list[Tensor | None]]]:
+        """ℓ (as ``entry_loss``) and ∇ℓ = P_Ω(W − b) (seed eq. 7) entry by entry, its entries off
+        Ω None (zero): the hand-written entry-wise step's."""
+        G: list[list[Tensor | None]] = [[None] * self.shape[1] for _ in range(self.shape[0])]
+        for (i, j), b in zip(self.observed, self._observed_values, strict=True):
+            G[i][j] = W[i][j] - b  # type: ignore[operator]
+        terms = [G[i][j].square() for i, j in self.observed]  # type: ignore[union-attr]
         total = terms[0]
         for term in terms[1:]:
             total = total + term
-        return 0.5 * total
+        return 0.5 * total, G
 
     def gradient(self, W: Tensor) -> Tensor:
         """∇ℓ(W) = P_Ω(W − b) (seed eq. 7), per leading run index."""
