@@ -53,7 +53,7 @@ from implicit_reg.factorization import DeepFactorization, factor_shapes  # noqa:
 from implicit_reg.init import sample_batch  # noqa: E402
 from implicit_reg.problems import MatrixCompletion  # noqa: E402
 from implicit_reg.problems.matrix_completion import parse_entries  # noqa: E402
-from implicit_reg.schedule import LogSchedule  # noqa: E402
+from implicit_reg.record.schedule import LogSchedule  # noqa: E402
 
 SHAPES = factor_shapes(2, 2, 3, 2)
 

@@ -17,20 +17,11 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from implicit_reg import (
-    artifacts,
-    batch,
-    checkpoint,
-    history,
-    hparams,
-    limits,
-    outputs,
-    run_folder,
-    scalars,
-)
-from implicit_reg.config import problem_shape, validate
+from implicit_reg import batch, scalars
+from implicit_reg.config import limits
+from implicit_reg.config.device import cpu_threads, resolve_device, resolve_dtype
+from implicit_reg.config.validate import problem_shape, validate
 from implicit_reg.det_sign import DetSignMonitor
-from implicit_reg.device import cpu_threads, resolve_device, resolve_dtype
 from implicit_reg.dynamics import descend
 from implicit_reg.dynamics.gd import (
     CONVERGED,
@@ -44,14 +35,15 @@ from implicit_reg.dynamics.gd import (
 from implicit_reg.dynamics.optimizers import make_rule, stability_limit
 from implicit_reg.dynamics.steppers import make_stepper
 from implicit_reg.factorization import DeepFactorization, factor_shapes, product
-from implicit_reg.history import SingularValueHistory
 from implicit_reg.init import sample_batch
 from implicit_reg.interrupt import StopRequest
-from implicit_reg.logger import TensorBoardLogger
 from implicit_reg.problems import build_problem
-from implicit_reg.progress import Progress
-from implicit_reg.run_summary import summary
-from implicit_reg.schedule import LogSchedule
+from implicit_reg.record import artifacts, checkpoint, history, hparams, outputs, run_folder
+from implicit_reg.record.history import SingularValueHistory
+from implicit_reg.record.logger import TensorBoardLogger
+from implicit_reg.record.progress import Progress
+from implicit_reg.record.run_summary import summary
+from implicit_reg.record.schedule import LogSchedule
 from implicit_reg.stability import StabilityGuard
 
 log = logging.getLogger(__name__)
@@ -59,7 +51,7 @@ log = logging.getLogger(__name__)
 LOG_SAMPLE = history.MAX_RUNS
 """A batch of more runs logs its quantiles during training over this many of them, evenly
 spaced (the final quantiles in metrics.json are over all runs); up to it, every run's singular
-values can be recorded (``history.py``)."""
+values can be recorded (``record/history.py``)."""
 
 
 def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:

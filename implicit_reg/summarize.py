@@ -25,8 +25,8 @@ from typing import Any
 
 import yaml
 
-from implicit_reg import artifacts
-from implicit_reg.runs import not_a_folder, run_folders
+from implicit_reg.record import artifacts
+from implicit_reg.record.runs import not_a_folder, run_folders
 
 STATUS_COLUMNS = ("run", "status", "steps", "error")
 NOT_KEYS = {*STATUS_COLUMNS, "flow_time", "wall_time_s"}

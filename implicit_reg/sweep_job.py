@@ -21,10 +21,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
-from implicit_reg import artifacts, hparams
-from implicit_reg.config import ConfigError
+from implicit_reg.config.validate import ConfigError
+from implicit_reg.record import artifacts, hparams
+from implicit_reg.record.run_folder import FolderRefused
 from implicit_reg.run import run
-from implicit_reg.run_folder import FolderRefused
 
 log = logging.getLogger(__name__)
 

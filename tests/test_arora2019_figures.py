@@ -15,9 +15,9 @@ import torch
 from matplotlib.collections import PolyCollection
 from omegaconf import OmegaConf
 
-from implicit_reg import history
 from implicit_reg.figures import arora_completion, arora_dynamics, arora_sensing, draw_all
-from implicit_reg.runs import find_runs
+from implicit_reg.record import history
+from implicit_reg.record.runs import find_runs
 
 TAGS = ("error/reconstruction", "norm/nuclear", "rank/effective")
 SCALES = (1e-2, 1e-4)

@@ -16,7 +16,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from implicit_reg import batch
-from implicit_reg.config import validate
+from implicit_reg.config.validate import validate
 
 METHODS = "depth1,depth2,depth3,depth4,nuclear_norm"
 FULL_METHODS = METHODS + "_scs"  # Clarabel is out of reach at 100×100

@@ -16,7 +16,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from implicit_reg.config import ConfigError
+from implicit_reg.config.validate import ConfigError
 from implicit_reg.dynamics.steppers import (
     EntryStepper,
     FusedEntryStepper,
@@ -25,8 +25,8 @@ from implicit_reg.dynamics.steppers import (
     make_stepper,
 )
 from implicit_reg.factorization import factor_shapes
-from implicit_reg.logger import QUANTILES, quantiles
 from implicit_reg.problems import build_problem
+from implicit_reg.record.logger import QUANTILES, quantiles
 from implicit_reg.run import run
 from implicit_reg.summarize import summarize
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import ROOT
 
-from implicit_reg.events import read_scalars
+from implicit_reg.record.events import read_scalars
 
 COMMON_TAGS = {
     "loss/train",

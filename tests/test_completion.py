@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from implicit_reg.events import read_scalars
 from implicit_reg.init import sample_factors
+from implicit_reg.record.events import read_scalars
 
 
 def test_default_2x2_norms_grow_rank_falls_det_stays_positive(train_run) -> None:

@@ -10,7 +10,7 @@ from conftest import config, train_here
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
 from implicit_reg import run
-from implicit_reg.config import ConfigError, validate
+from implicit_reg.config.validate import ConfigError, validate
 
 CASES = [
     # (overrides, key, value as printed, words of the "allowed" part)

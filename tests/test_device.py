@@ -3,7 +3,7 @@ slower on an H100 than on its host's CPU: every step is a few dozen tiny kernels
 
 import torch
 
-from implicit_reg.device import GPU_MIN_ENTRIES, resolve_device
+from implicit_reg.config.device import GPU_MIN_ENTRIES, resolve_device
 
 
 def test_auto_keeps_small_jobs_on_the_cpu_even_with_a_gpu(monkeypatch):

@@ -15,7 +15,7 @@ from implicit_reg.dynamics import descend
 from implicit_reg.dynamics.gd import Runs
 from implicit_reg.dynamics.steppers import MatmulStepper
 from implicit_reg.problems import MatrixCompletion
-from implicit_reg.schedule import LogSchedule
+from implicit_reg.record.schedule import LogSchedule
 
 LR = 10.0  # far above 1/λ_max(XᵀX): gradient descent on least squares blows up
 

@@ -8,9 +8,9 @@ import matplotlib.image
 import numpy as np
 from conftest import ROOT
 
-from implicit_reg.events import read_scalars
 from implicit_reg.figures import draw_all, norms, ranks, unobserved
-from implicit_reg.runs import find_runs
+from implicit_reg.record.events import read_scalars
+from implicit_reg.record.runs import find_runs
 
 
 def assert_non_trivial_png(path: Path) -> None:

@@ -10,13 +10,13 @@ import torch
 from conftest import make_config
 
 from implicit_reg import run
-from implicit_reg.config import ConfigError, validate
+from implicit_reg.config.validate import ConfigError, validate
 from implicit_reg.det_sign import DetSignMonitor
 from implicit_reg.dynamics.steppers import ENTRY_MIN_RUNS
 from implicit_reg.factorization import factor_shapes
 from implicit_reg.init import sample_batch, sample_factors
 from implicit_reg.problems import LeastSquares, MatrixCompletion, least_squares_data
-from implicit_reg.schedule import LogSchedule, log_steps
+from implicit_reg.record.schedule import LogSchedule, log_steps
 from implicit_reg.stability import sharpness
 
 

@@ -19,7 +19,7 @@ from implicit_reg.factorization import DeepFactorization, factor_shapes, product
 from implicit_reg.init import sample_factors
 from implicit_reg.problems import LeastSquares, MatrixCompletion, least_squares_data
 from implicit_reg.problems.matrix_completion import parse_entries, random_low_rank
-from implicit_reg.schedule import LogSchedule
+from implicit_reg.record.schedule import LogSchedule
 
 
 def integrate(coordinates, problem, *, max_time=None, loss_tol=0.0, lr=1.0, per_decade=4, **kw):

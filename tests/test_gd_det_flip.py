@@ -29,8 +29,8 @@ import pytest
 
 from implicit_reg.factorization import factor_shapes
 from implicit_reg.init import sample_factors
-from implicit_reg.run_summary import summary
-from implicit_reg.schedule import LogSchedule
+from implicit_reg.record.run_summary import summary
+from implicit_reg.record.schedule import LogSchedule
 
 Matrix = list[list[Any]]  # 2×2, entries float or mpmath.mpf
 TARGET = [[0, 1], [1, 0]]  # b = [[*, 1], [1, 0]]

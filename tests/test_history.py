@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from implicit_reg import batch, history
-from implicit_reg.config import ConfigError, validate
-from implicit_reg.events import read_scalars
+from implicit_reg import batch
+from implicit_reg.config.validate import ConfigError, validate
 from implicit_reg.factorization import factor_shapes, product
 from implicit_reg.init import sample_factors
+from implicit_reg.record import history
+from implicit_reg.record.events import read_scalars
 
 PROBLEM = (
     "problem=matrix_completion", "problem.rows=6", "problem.cols=5", "problem.rank=2",

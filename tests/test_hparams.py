@@ -1,6 +1,6 @@
 """What a run shows in TensorBoard's HParams tab: its problem's own keys and its final metrics."""
 
-from implicit_reg import hparams
+from implicit_reg.record import hparams
 
 
 def test_each_problem_reports_its_own_size_keys(compose_cfg):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from implicit_reg import rng
-from implicit_reg.device import ALL_THREADS, cpu_threads
+from implicit_reg.config.device import ALL_THREADS, cpu_threads
 from implicit_reg.factorization import factor_shapes, product
 from implicit_reg.init import _det, _det_sign, balanced_split, sample_batch, sample_factors, svd_2x2
 
@@ -165,6 +165,6 @@ def test_a_run_draws_on_every_core_and_trains_on_batch_threads(train_run, monkey
 
     monkeypatch.setattr(run_module, "sample_batch", spy("init", sample_batch))
     monkeypatch.setattr(run_module, "make_stepper", spy("train", run_module.make_stepper))
-    monkeypatch.setattr("implicit_reg.device.ALL_THREADS", 3)
+    monkeypatch.setattr("implicit_reg.config.device.ALL_THREADS", 3)
     train_run("batch.seeds=2", "batch.threads=1", "train.max_steps=5")
     assert seen == {"init": 3, "train": 1}

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from implicit_reg import theory
-from implicit_reg.events import read_scalars
 from implicit_reg.init import sample_factors
+from implicit_reg.record.events import read_scalars
 from implicit_reg.run import steps_within
 
 

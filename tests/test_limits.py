@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from conftest import config, train_here
 
-from implicit_reg import limits
-from implicit_reg.config import ConfigError
+from implicit_reg.config import limits
+from implicit_reg.config.validate import ConfigError
 
 SHORT = ("device=cpu", "train.progress=false", "train.max_steps=20")
 CASES = [

@@ -13,10 +13,10 @@ import torch
 from conftest import train_here
 
 from implicit_reg.baselines.solved_run import final_scalars
-from implicit_reg.config import ConfigError, validate
-from implicit_reg.events import read_scalars
+from implicit_reg.config.validate import ConfigError, validate
 from implicit_reg.problems import MatrixCompletion, build_problem
 from implicit_reg.problems.matrix_completion import parse_entries, random_low_rank
+from implicit_reg.record.events import read_scalars
 
 cp = pytest.importorskip("cvxpy")  # the baselines extra; make test installs it
 nuclear_norm = pytest.importorskip("implicit_reg.baselines.nuclear_norm")

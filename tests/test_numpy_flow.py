@@ -10,7 +10,7 @@ import torch
 from conftest import make_config
 
 from implicit_reg import run
-from implicit_reg.config import ConfigError, validate
+from implicit_reg.config.validate import ConfigError, validate
 from implicit_reg.dynamics import gradient_flow
 from implicit_reg.dynamics.factor_flow import FactorCoordinates
 from implicit_reg.dynamics.numpy_flow import numpy_flow

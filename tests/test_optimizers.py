@@ -11,8 +11,7 @@ import pytest
 import torch
 from conftest import make_config, metrics
 
-from implicit_reg import checkpoint
-from implicit_reg.config import ConfigError, validate
+from implicit_reg.config.validate import ConfigError, validate
 from implicit_reg.dynamics.gd import DIVERGED, Runs, descend
 from implicit_reg.dynamics.optimizers import (
     Adam,
@@ -23,7 +22,8 @@ from implicit_reg.dynamics.optimizers import (
 )
 from implicit_reg.dynamics.steppers import make_stepper
 from implicit_reg.factorization import product
-from implicit_reg.schedule import LogSchedule
+from implicit_reg.record import checkpoint
+from implicit_reg.record.schedule import LogSchedule
 
 RUNS = 5
 LRS = torch.tensor([0.01, 0.03, 0.002, 0.05, 0.02], dtype=torch.float64)

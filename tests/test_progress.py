@@ -3,7 +3,7 @@ steps otherwise, and shows a batch's counts."""
 
 import pytest
 
-from implicit_reg.progress import Progress
+from implicit_reg.record.progress import Progress
 
 SCALARS = {"loss/train": 1.0, "entries/1_1": 0.5, "rank/effective": 1.5}
 

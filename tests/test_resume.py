@@ -14,9 +14,10 @@ import torch
 from conftest import bitwise_equal, config, factors, metrics, train
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from implicit_reg import checkpoint, run
+from implicit_reg import run
 from implicit_reg.interrupt import StopRequest
-from implicit_reg.run_folder import FolderRefused
+from implicit_reg.record import checkpoint
+from implicit_reg.record.run_folder import FolderRefused
 
 STEPS = 4000
 BASE = (

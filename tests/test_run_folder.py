@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import config, metrics, train_here
 
-from implicit_reg import checkpoint, run
-from implicit_reg.run_folder import FolderRefused
+from implicit_reg import run
+from implicit_reg.record import checkpoint
+from implicit_reg.record.run_folder import FolderRefused
 from implicit_reg.sweep_job import run_job
 
 QUIET = ("train.progress=false", "device=cpu")

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from conftest import metrics, train_here
 
-from implicit_reg.rundir import claim
+from implicit_reg.record.rundir import claim
 
 
 def test_claim_gives_each_caller_its_own_new_folder(tmp_path):

@@ -17,9 +17,9 @@ import yaml
 from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
-from implicit_reg import artifacts
-from implicit_reg.events import read_scalars
 from implicit_reg.figures.__main__ import main as figures_main
+from implicit_reg.record import artifacts
+from implicit_reg.record.events import read_scalars
 from implicit_reg.summarize import main as summarize_main
 from implicit_reg.summarize import summarize
 from tests.conftest import ROOT, make_config

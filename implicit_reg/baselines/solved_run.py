@@ -13,11 +13,12 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from implicit_reg import artifacts, hparams, outputs, run_folder, scalars
+from implicit_reg import scalars
 from implicit_reg.baselines import nuclear_norm
-from implicit_reg.logger import TensorBoardLogger
 from implicit_reg.problems import build_problem
-from implicit_reg.run_summary import baseline_summary
+from implicit_reg.record import artifacts, hparams, outputs, run_folder
+from implicit_reg.record.logger import TensorBoardLogger
+from implicit_reg.record.run_summary import baseline_summary
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from implicit_reg.dynamics.outcome import Outcome
 from implicit_reg.dynamics.svd_flow import SvdCoordinates
 from implicit_reg.factorization import DeepFactorization, product
 from implicit_reg.problems import Problem
-from implicit_reg.schedule import log_steps
+from implicit_reg.record.schedule import log_steps
 
 log_ = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ from implicit_reg.dynamics.outcome import Outcome
 from implicit_reg.dynamics.steppers import MatmulStepper, Stepper
 from implicit_reg.factorization import DeepFactorization
 from implicit_reg.problems import Problem
-from implicit_reg.schedule import LogSchedule
+from implicit_reg.record.schedule import LogSchedule
 
 STATUSES = ("running", "converged", "max_steps", "diverged", "unstable", "stalled")
 RUNNING, CONVERGED, MAX_STEPS, DIVERGED, UNSTABLE, STALLED = range(len(STATUSES))

@@ -20,7 +20,7 @@ from implicit_reg.figures import (
     unobserved,
 )
 from implicit_reg.figures.run_panel import run_panel
-from implicit_reg.runs import find_runs
+from implicit_reg.record.runs import find_runs
 
 FIGURES = (
     least_squares,

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from implicit_reg.figures import FIGURES, draw_all
-from implicit_reg.runs import find_runs, not_a_folder
+from implicit_reg.record.runs import find_runs, not_a_folder
 
 
 def refusal(folder: Path) -> str | None:

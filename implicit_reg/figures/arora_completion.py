@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 
 from implicit_reg import metrics
 from implicit_reg.figures import style
-from implicit_reg.runs import Run
+from implicit_reg.record.runs import Run
 
 NAME = "arora2019_completion"
 PROBLEM = "matrix_completion"

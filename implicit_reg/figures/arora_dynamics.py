@@ -16,9 +16,9 @@ from collections import defaultdict
 import numpy as np
 from matplotlib.figure import Figure
 
-from implicit_reg import history
 from implicit_reg.figures import arora_completion, style
-from implicit_reg.runs import Run
+from implicit_reg.record import history
+from implicit_reg.record.runs import Run
 
 NAME = "arora2019_dynamics"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from matplotlib.figure import Figure
 
 from implicit_reg.figures import arora_completion
-from implicit_reg.runs import Run
+from implicit_reg.record.runs import Run
 
 NAME = "arora2019_sensing"
 PROBLEM = "matrix_sensing"

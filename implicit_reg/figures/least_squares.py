@@ -7,7 +7,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from implicit_reg.figures import style
-from implicit_reg.runs import Run
+from implicit_reg.record.runs import Run
 
 NAME = "least_squares_min_norm"
 

@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from implicit_reg.runs import Run
+from implicit_reg.record.runs import Run
 
 plt.rcParams.update(
     {

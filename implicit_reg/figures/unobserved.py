@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 from implicit_reg import theory
 from implicit_reg.figures import style
-from implicit_reg.runs import Run
+from implicit_reg.record.runs import Run
 
 NAME = "unobserved_entry"
 CAPTION = (

@@ -1,7 +1,7 @@
 """Typed schema of the run config: one dataclass per config group, registered with Hydra's
 ConfigStore under ``schema/`` and named first in each yaml's defaults list (Hydra's
 "Structured Configs / Schema" pattern). Composition then refuses a misspelled key or a value of
-the wrong type; ``implicit_reg.config.validate`` checks the values themselves.
+the wrong type; ``implicit_reg.config.validate.validate`` checks the values themselves.
 
 Adding a key is one line: a field in the dataclass of its group (``TrainSchema`` for
 ``train.*``), or in ``RunSchema`` for a new top-level key or group. A new option of a group with

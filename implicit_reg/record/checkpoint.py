@@ -19,8 +19,8 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import Tensor
 
-from implicit_reg import artifacts
-from implicit_reg.config import ConfigError
+from implicit_reg.config.validate import ConfigError
+from implicit_reg.record import artifacts
 
 FILE = "checkpoint.pt"
 SAME_RUN_KEYS = (

@@ -28,9 +28,9 @@ import torch
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from implicit_reg import artifacts, checkpoint
-from implicit_reg.config import ConfigError
-from implicit_reg.device import DTYPES
+from implicit_reg.config.device import DTYPES
+from implicit_reg.config.validate import ConfigError
+from implicit_reg.record import artifacts, checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
-"""A Hydra callback that validates a run's config (its values, then ``implicit_reg.limits``)
+"""A Hydra callback that validates a run's config (its values, then ``implicit_reg.config.limits``)
 before Hydra creates its folder or writes ``.hydra/`` there: a refused config leaves no folder
-behind. ``run`` validates again (for the compose API); ``implicit_reg.run_folder`` checks the
+behind. ``run`` validates again (for the compose API); ``implicit_reg.record.run_folder`` checks the
 folder itself.
 
 Hydra turns an exception in a callback into a warning, so a refusal exits here (status 1, the
@@ -15,8 +15,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict, read_write
 
-from implicit_reg import limits
-from implicit_reg.config import ConfigError, validate
+from implicit_reg.config import limits
+from implicit_reg.config.validate import ConfigError, validate
 
 
 class RefuseBadConfig(Callback):

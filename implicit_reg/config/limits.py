@@ -22,8 +22,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from implicit_reg import batch
-from implicit_reg.config import ConfigError, problem_shape
-from implicit_reg.device import DTYPES, resolve_device
+from implicit_reg.config.device import DTYPES, resolve_device
+from implicit_reg.config.validate import ConfigError, problem_shape
 from implicit_reg.factorization import factor_shapes
 
 SEED_MAX = 2**63 - 1

@@ -11,11 +11,11 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from implicit_reg import artifacts, hparams
 from implicit_reg.batch import Grid
 from implicit_reg.dynamics.gd import DIVERGED, STATUSES, Runs
-from implicit_reg.logger import TensorBoardLogger, quantiles, write_scalars
 from implicit_reg.problems import Problem
+from implicit_reg.record import artifacts, hparams
+from implicit_reg.record.logger import TensorBoardLogger, quantiles, write_scalars
 
 RUN_COLUMNS = ("run", "seed", "init_scale", "lr", "status", "steps", "flow_time")
 CSV_CHUNK = 65536

@@ -15,7 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from implicit_reg import baselines
-from implicit_reg.events import read_scalars
+from implicit_reg.record.events import read_scalars
 
 
 @dataclass

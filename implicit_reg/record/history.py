@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor
 
-from implicit_reg import artifacts
+from implicit_reg.record import artifacts
 
 FILE = "singular_values.npz"
 MAX_RUNS = 65536

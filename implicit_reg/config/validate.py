@@ -11,10 +11,11 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from implicit_reg import baselines, batch, history, init
-from implicit_reg.device import DEVICES, DTYPES
+from implicit_reg import baselines, batch, init
+from implicit_reg.config.device import DEVICES, DTYPES
 from implicit_reg.dynamics import optimizers
 from implicit_reg.problems import KINDS as PROBLEM_KINDS
+from implicit_reg.record import history
 
 STEPPED = ("gd", *optimizers.NAMES)  # what trains a batch of several runs
 OPTIMIZERS = (*STEPPED, "flow", *baselines.NAMES)
@@ -171,7 +172,7 @@ def _positive_list(cfg: DictConfig, key: str) -> None:
 
 
 def _known_keys(node: DictConfig, prefix: str) -> None:
-    """Refuse keys that a node's schema (``implicit_reg.schema``) lacks. Composition already
+    """Refuse keys that a node's schema (``implicit_reg.config.schema``) lacks. Composition already
     refuses them, except those added with ``+key=value``, which Hydra lets into any node."""
     schema = OmegaConf.get_type(node)
     if dataclasses.is_dataclass(schema):
