@@ -36,7 +36,7 @@ figures: install  ## run every configs/experiment preset and draw its figure int
 	@for e in $(FIGURES); do \
 	  rm -rf outputs/figures/$$e; \
 	  $(PY) train.py experiment=$$e train.progress=false hydra.sweep.dir=outputs/figures/$$e || exit 1; \
-	  $(PY) -m implicit_reg.figures outputs/figures/$$e --out outputs/figures/$$e/figures || exit 1; \
+	  $(PY) -m implicit_reg.figures outputs/figures/$$e --out outputs/figures/$$e/figures --only $$e || exit 1; \
 	  cp outputs/figures/$$e/figures/$$e.png outputs/figures/; \
 	done
 	@ls outputs/figures/*.png
@@ -48,7 +48,7 @@ arora2019: install  ## Arora et al. (2019) presets (ARORA="arora2019_completion 
 	@for e in $(ARORA); do \
 	  rm -rf outputs/figures/$$e; \
 	  $(PY) train.py experiment=$$e train.progress=false hydra.sweep.dir=outputs/figures/$$e || exit 1; \
-	  $(PY) -m implicit_reg.figures outputs/figures/$$e --out outputs/figures/$$e/figures || exit 1; \
+	  $(PY) -m implicit_reg.figures outputs/figures/$$e --out outputs/figures/$$e/figures --only $${e%_quick} || exit 1; \
 	  cp outputs/figures/$$e/figures/$${e%_quick}.png outputs/figures/$$e.png; \
 	done
 	@ls outputs/figures/arora2019_*.png

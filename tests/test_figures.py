@@ -9,6 +9,7 @@ import numpy as np
 from conftest import ROOT
 
 from implicit_reg.figures import draw_all, norms, ranks, unobserved
+from implicit_reg.figures.__main__ import main as figures_cli
 from implicit_reg.record.events import read_scalars
 from implicit_reg.record.runs import find_runs
 
@@ -32,7 +33,7 @@ def test_least_squares_figure_from_the_experiment_preset(tmp_path: Path) -> None
     assert_non_trivial_png(written[0])
 
 
-def test_completion_figures_from_short_runs(train_run, tmp_path: Path) -> None:
+def test_completion_figures_from_short_runs(train_run, tmp_path: Path, capsys) -> None:
     for depth in (2, 3):
         train_run(f"model.depth={depth}", "train.loss_tol=0.05", "train.log_every=200")
     train_run("model.depth=2", "init.det=negative", "train.loss_tol=0.05")
@@ -40,6 +41,15 @@ def test_completion_figures_from_short_runs(train_run, tmp_path: Path) -> None:
     assert set(written) == {"norms_blow_up.png", "ranks_minimized.png", "unobserved_entry.png"}
     for path in written.values():
         assert_non_trivial_png(path)
+    # --only: just those; one the runs cannot give is refused, and nothing is written
+    assert (
+        figures_cli([str(tmp_path), "--only", "ranks_minimized", "--out", str(tmp_path / "a")]) == 0
+    )
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["ranks_minimized.png"]
+    only = ["--only", "norms_blow_up", "least_squares_min_norm", "run"]
+    assert figures_cli([str(tmp_path), *only, "--out", str(tmp_path / "b")]) == 1
+    assert not (tmp_path / "b").exists()
+    assert "--only least_squares_min_norm run: not drawn" in capsys.readouterr().err
 
 
 def test_training_draws_nothing_and_the_figures_cli_draws_the_run_panel(train_run) -> None:

@@ -20,7 +20,7 @@ from implicit_reg.figures import (
     unobserved,
 )
 from implicit_reg.figures.run_panel import run_panel
-from implicit_reg.record.runs import find_runs
+from implicit_reg.record.runs import Run, find_runs
 
 FIGURES = (
     least_squares,
@@ -33,15 +33,19 @@ FIGURES = (
 )
 
 
-def draw_all(folder: Path, out: Path | None = None) -> list[Path]:
-    """Draw every figure the runs under ``folder`` support into ``out`` (default
-    ``folder/figures``); returns the PNG paths."""
+RUN_PANEL = "run"
+"""The name of a single run's panel of its own curves (``run.png``)."""
+
+
+def draw_all(folder: Path, out: Path | None = None, only: set[str] | None = None) -> list[Path]:
+    """Draw every figure the runs under ``folder`` support (those named in ``only``, if given)
+    into ``out`` (default ``folder/figures``); returns the PNG paths."""
     runs = find_runs(folder)
     out = out or folder / "figures"
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for figure in FIGURES:
-        chosen = figure.supports(runs)
+        chosen = figure.supports(runs) if only is None or figure.NAME in only else []
         if not chosen:
             continue
         fig = figure.draw(chosen)
@@ -49,7 +53,7 @@ def draw_all(folder: Path, out: Path | None = None) -> list[Path]:
         fig.savefig(path, bbox_inches="tight")
         style.plt.close(fig)
         written.append(path)
-    if len(runs) == 1 and runs[0].folder == folder and "loss/train" in runs[0].scalars:
+    if (only is None or RUN_PANEL in only) and has_run_panel(folder, runs):
         run = runs[0]
         title = f"{run.cfg.problem.name}, depth {run.cfg.model.depth}: {run.metrics['status']}"
         fig = run_panel(run.scalars, title)
@@ -57,3 +61,8 @@ def draw_all(folder: Path, out: Path | None = None) -> list[Path]:
         style.plt.close(fig)
         written.append(out / "run.png")
     return written
+
+
+def has_run_panel(folder: Path, runs: list[Run]) -> bool:
+    """Whether ``folder`` is one run with curves: it gets ``run.png``."""
+    return len(runs) == 1 and runs[0].folder == folder and "loss/train" in runs[0].scalars

@@ -1,7 +1,8 @@
-"""``python -m implicit_reg.figures <run or sweep folder> [--out DIR]``.
+"""``python -m implicit_reg.figures <run or sweep folder> [--out DIR] [--only NAME …]``.
 
-A folder that does not exist or holds no finished run, or runs that no figure uses, is refused
-with one line and exit status 1, and nothing is written (not even an empty ``--out`` folder).
+A folder that does not exist or holds no finished run, runs that no figure uses, or an ``--only``
+figure they cannot give, is refused with one line and exit status 1, and nothing is written (not
+even an empty ``--out`` folder).
 """
 
 from __future__ import annotations
@@ -10,21 +11,30 @@ import argparse
 import sys
 from pathlib import Path
 
-from implicit_reg.figures import FIGURES, draw_all
+from implicit_reg.figures import FIGURES, RUN_PANEL, draw_all, has_run_panel
 from implicit_reg.record.runs import find_runs, not_a_folder
 
 
-def refusal(folder: Path) -> str | None:
-    """Why no figure can be drawn from ``folder`` (one line), or None."""
+def refusal(folder: Path, only: list[str] | None = None) -> str | None:
+    """Why the figures (those named in ``only``, if given) cannot be drawn from ``folder`` (one
+    line), or None."""
     problem = not_a_folder(folder)
     if problem:
         return problem
     runs = find_runs(folder)
     if not runs:
         return f"{folder} holds no finished run (a folder with .hydra/config.yaml and final.pt)"
-    if not any(figure.supports(runs) for figure in FIGURES):
+    supported = [figure.NAME for figure in FIGURES if figure.supports(runs)]
+    supported += [RUN_PANEL] if has_run_panel(folder, runs) else []
+    if not supported:
         names = ", ".join(figure.NAME for figure in FIGURES)
         return f"no figure ({names}) is supported by the {len(runs)} runs under {folder}"
+    missing = [name for name in only or [] if name not in supported]
+    if missing:
+        return (
+            f"--only {' '.join(missing)}: not drawn from the {len(runs)} runs under {folder}; "
+            f"they give: {', '.join(supported)}"
+        )
     return None
 
 
@@ -34,12 +44,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("folder", type=Path, help="a run folder, or a folder of runs (a sweep)")
     parser.add_argument("--out", type=Path, help="where to write the PNGs (default FOLDER/figures)")
+    parser.add_argument(
+        "--only", nargs="+", metavar="NAME", choices=[f.NAME for f in FIGURES] + [RUN_PANEL],
+        help="draw only these figures (default: every one the runs support)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
-    problem = refusal(args.folder)
+    problem = refusal(args.folder, args.only)
     if problem:
         print(f"figures: {problem}", file=sys.stderr)
         return 1
-    for path in draw_all(args.folder, args.out):
+    for path in draw_all(args.folder, args.out, set(args.only) if args.only else None):
         print(path)
     return 0
 
