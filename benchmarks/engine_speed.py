@@ -176,16 +176,19 @@ def many_runs(args, device, dtype) -> None:
               f"{rate:.3g} |")  # fmt: skip
         print(f"| … its training loop alone{label} (metrics.json `run_steps_per_s`) | "
               f"{loop:.3g} |")  # fmt: skip
+    rate, loop = end_to_end(args, ROOT, "batch.fused=true")
+    print(f"| end to end, the same with `batch.fused=true` (whole process) | {rate:.3g} |")
+    print(f"| … its training loop alone | {loop:.3g} |")
 
 
-def end_to_end(args, tree: Path) -> tuple[float, float]:
+def end_to_end(args, tree: Path, *overrides: str) -> tuple[float, float]:
     """Run-steps per second of ``python train.py`` of checkout ``tree`` as a process, and of its
     training loop (``run_steps_per_s``)."""
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [
             sys.executable, str(tree / "train.py"), f"hydra.run.dir={tmp}", f"device={args.device}",
             f"dtype={args.dtype}", f"batch.seeds={args.runs}", f"train.max_steps={args.steps}",
-            "train.loss_tol=0", "train.progress=false",
+            "train.loss_tol=0", "train.progress=false", *overrides,
         ]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": str(tree)}
         seconds = timed(lambda: subprocess.run(cmd, cwd=tree, env=env, check=True,
