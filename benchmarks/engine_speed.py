@@ -9,7 +9,8 @@
    fused hand-written gradient both ways), and end to end: ``python train.py batch.seeds=<runs>
    …`` as a process (start-up, init, logging, runs.csv included), run-steps per second of the
    whole process;
-3. init: ``sample_batch`` of ``--inits`` balanced starts with det > 0 (and with any det, which
+3. the entry-wise loop by hand against autograd's, alternated ``--repeats`` times;
+4. init: ``sample_batch`` of ``--inits`` balanced starts with det > 0 (and with any det, which
    redraws nothing), each in a fresh process, on every core (as a run draws them) and on
    ``--threads``.
 
@@ -208,6 +209,26 @@ INIT = (
 )
 
 
+def fused_ratio(args, device, dtype) -> None:
+    """The entry-wise loop by hand (``FusedEntryStepper``) against autograd's (``EntryStepper``),
+    alternated ``--repeats`` times in this process, ``--runs`` × ``--steps``: the median ratio."""
+    rates: dict[type, list[float]] = {EntryStepper: [], FusedEntryStepper: []}
+    for _ in range(args.repeats):
+        for cls, seen in rates.items():
+            stepper = cls(starts(args.runs, device, dtype), problem(device, dtype))
+            seconds = timed(
+                lambda s=stepper: engine_loop(s, args.runs, 0.01, args.steps, device, dtype)
+            )
+            seen.append(args.runs * args.steps / seconds)
+    autograd, fused = (statistics.median(r) for r in rates.values())
+    print(f"\n## Entry by entry, by hand against autograd: {args.runs} runs × {args.steps} steps, "
+          f"median of {args.repeats} alternated (run-steps/s)\n")  # fmt: skip
+    print("| loop | run-steps/s |\n|---|---:|")
+    print(f"| autograd (`EntryStepper`) | {autograd:.3g} |")
+    print(f"| by hand (`FusedEntryStepper`) | {fused:.3g} |")
+    print(f"| **ratio** | **{fused / autograd:.2f}** |")
+
+
 def init_speed(args, device) -> None:
     """``sample_batch`` of ``--inits`` balanced starts, each in a fresh process (of this checkout
     and of the baseline's, alternated): det > 0, and det of any sign (no redraws); on every core
@@ -239,6 +260,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (batch.threads)")
     parser.add_argument("--compile", action="store_true", help="also torch.compile the loss")
     parser.add_argument(
+        "--parts", nargs="+", choices=["single", "many", "fused", "init"],
+        default=["single", "many", "fused", "init"], help="which parts to run (default: all)",
+    )  # fmt: skip
+    parser.add_argument(
         "--baseline", help="another checkout (e.g. `git worktree add /tmp/base <commit>`): its "
         "end to end and init are timed beside this one's",
     )  # fmt: skip
@@ -246,9 +271,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} thread(s)")
-    single_run(args, device, dtype)
-    many_runs(args, device, dtype)
-    init_speed(args, device)
+    parts = {
+        "single": lambda: single_run(args, device, dtype),
+        "many": lambda: many_runs(args, device, dtype),
+        "fused": lambda: fused_ratio(args, device, dtype),
+        "init": lambda: init_speed(args, device),
+    }
+    for name in args.parts:
+        parts[name]()
 
 
 if __name__ == "__main__":
