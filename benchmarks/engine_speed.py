@@ -1,27 +1,28 @@
-"""Speed of the one engine (issue 10), measured side by side in one invocation:
+"""Speed of the one engine (issue 10), measured side by side in one invocation. Parts
+(``--parts``, default all but ``mid``):
 
-1. one run, per step: the single-run loop as it was before the engine (kept below as
-   ``old_single_run_loop``: 2-D factors, ``loss.item()`` every step, ``_foreach_add_``) against
-   the engine's loop on a batch of one (``descend`` + ``MatmulStepper``), same start,
-   same steps, alternated ``--repeats`` times (median µs per step);
-2. many runs: 2×2 completion, depth 3, ``--runs`` × ``--steps`` (loss_tol 0, so every run takes
-   every step), in the engine's loop with each stepper (batched ``@``, entry by entry, and the
-   fused hand-written gradient both ways), and end to end: ``python train.py batch.seeds=<runs>
-   …`` as a process (start-up, init, logging, runs.csv included), run-steps per second of the
-   whole process;
-3. the entry-wise loop by hand against autograd's, alternated ``--repeats`` times;
-4. init: ``sample_batch`` of ``--inits`` balanced starts with det > 0 (and with any det, which
-   redraws nothing), each in a fresh process, on every core (as a run draws them) and on
-   ``--threads``.
+- ``single``: one run, per step: the single-run loop as it was before the engine (kept below as
+  ``old_single_run_loop``: 2-D factors, ``loss.item()`` every step, ``_foreach_add_``) against
+  the engine's loop on a batch of one (``descend`` + ``MatmulStepper``), same start, same steps,
+  alternated ``--repeats`` times (median µs per step);
+- ``loops``: 2×2 completion, depth 3, ``--runs`` × ``--steps`` (loss_tol 0, so every run takes
+  every step) in the engine's loop with each of ``--steppers`` (batched ``@``, entry by entry,
+  the fused hand-written gradient both ways, the issue's reference step);
+- ``processes``: the same as ``python train.py batch.seeds=<runs> …`` processes (start-up,
+  init, logging, runs.csv included): run-steps per second of the whole process and of its loop;
+- ``fused``: the entry-wise loop by hand against autograd's, alternated ``--repeats`` times;
+- ``init``: ``sample_batch`` of ``--inits`` balanced starts with det > 0 (and with any det,
+  which redraws nothing), each in a fresh process, on every core (as a run draws them) and on
+  ``--threads``;
+- ``mid``: ``--mid-runs`` runs of ``--mid-size``² completion at depth 3 as a process: run-steps/s,
+  TFLOP/s and the fraction of ``--peak-tflops``.
 
-``--baseline DIR`` times the end-to-end process and the init of another checkout beside this
-one's, in the same invocation (before/after a change).
-
-``--compile`` adds the entry-wise loss under ``torch.compile`` (compile time included).
+``--baseline DIR`` times the processes and the init of another checkout beside this one's, in
+the same invocation (before/after a change). ``--compile`` adds the entry-wise loss under
+``torch.compile`` (compile time included) to ``loops``.
 
     python benchmarks/engine_speed.py                       # CPU, the numbers in RESULTS.md
-    python benchmarks/engine_speed.py --device cuda --dtype float32 --runs 1000000 \
-        --steps 10000 --compile                             # GPU (also --runs 10000000)
+    bash benchmarks/device_check.sh                         # GPU: the issue's sizes, in parts
 """
 
 from __future__ import annotations
@@ -142,60 +143,105 @@ def single_run(args, device, dtype) -> None:
     print(f"| **ratio engine / before** | **{new_us / old_us:.3f}** |")
 
 
-def many_runs(args, device, dtype) -> None:
+STEPPERS = {
+    "matmul": ("batched `@` (MatmulStepper)", MatmulStepper),
+    "entry": ("entry by entry (EntryStepper, the default here)", EntryStepper),
+    "fused": ("fused gradient, batched `@` (FusedStepper)", FusedStepper),
+    "fused_entry": (
+        "fused gradient, entry by entry (FusedEntryStepper, `batch.fused=true` here)",
+        FusedEntryStepper,
+    ),
+}
+
+
+def loops(args, device, dtype) -> None:
+    """The engine's loop with each of ``--steppers``, the issue's reference step and, with
+    ``--compile``, the entry-wise loss compiled."""
     prob = problem(device, dtype)
-    print(f"\n## {args.runs} runs × {args.steps} steps, {args.dtype} (run-steps/s)\n")
+    print(f"\n## {args.runs} runs × {args.steps} steps, {args.dtype}, loops (run-steps/s)\n")
     print("| path | run-steps/s |\n|---|---:|")
-    steppers = {
-        "batched `@` (MatmulStepper)": MatmulStepper,
-        "entry by entry (EntryStepper, the default here)": EntryStepper,
-        "fused gradient, batched `@` (FusedStepper)": FusedStepper,
-        "fused gradient, entry by entry (FusedEntryStepper, `batch.fused=true` here)": (
-            FusedEntryStepper
-        ),
-    }
-    for name, cls in steppers.items():
-        stepper = cls(starts(args.runs, device, dtype), prob)
-        seconds = timed(
-            lambda s=stepper: engine_loop(s, args.runs, 0.01, args.steps, device, dtype)
-        )
-        print(f"| loop, {name} | {args.runs * args.steps / seconds:.3g} |")
-    start = starts(args.runs, device, dtype)
-    seconds = timed(lambda: issue_reference_loop(start, 0.01, args.steps))
-    print(f"| the issue's reference step alone (entry by entry, no stopping) | "
-          f"{args.runs * args.steps / seconds:.3g} |")  # fmt: skip
+    for key in args.steppers:
+        if key == "reference":
+            start = starts(args.runs, device, dtype)
+            seconds = timed(lambda s=start: issue_reference_loop(s, 0.01, args.steps))
+            name = "the issue's reference step alone (entry by entry, no stopping)"
+        else:
+            name, cls = STEPPERS[key]
+            stepper = cls(starts(args.runs, device, dtype), prob)
+            seconds = timed(
+                lambda s=stepper: engine_loop(s, args.runs, 0.01, args.steps, device, dtype)
+            )
+            name = f"loop, {name}"
+        print(f"| {name} | {args.runs * args.steps / seconds:.3g} |")
     if args.compile:  # the loss (forward and, through AOTAutograd, backward) compiled
         stepper = EntryStepper(starts(args.runs, device, dtype), prob)
         stepper._entry_loss = torch.compile(prob.entry_loss)
         seconds = timed(lambda: engine_loop(stepper, args.runs, 0.01, args.steps, device, dtype))
         print(f"| loop, entry by entry, compiled loss (compile included) | "
               f"{args.runs * args.steps / seconds:.3g} |")  # fmt: skip
+
+
+def processes(args) -> None:
+    """``python train.py batch.seeds=<runs> …`` as a process (alternated with the baseline
+    checkout, if given), and the same with ``batch.fused=true``."""
+    print(f"\n## {args.runs} runs × {args.steps} steps, {args.dtype}, end to end (run-steps/s)\n")
+    print("| process | run-steps/s |\n|---|---:|")
+    grid = (f"batch.seeds={args.runs}", f"train.max_steps={args.steps}")
     trees = {"": ROOT, **({" (baseline)": Path(args.baseline)} if args.baseline else {})}
-    for label, tree in trees.items():  # alternated with the baseline checkout, if given
-        rate, loop = end_to_end(args, tree)
+    for label, tree in trees.items():
+        rate, loop = end_to_end(args, tree, *grid)
         print(f"| end to end{label}, `python train.py batch.seeds={args.runs}` (whole process) | "
               f"{rate:.3g} |")  # fmt: skip
         print(f"| … its training loop alone{label} (metrics.json `run_steps_per_s`) | "
               f"{loop:.3g} |")  # fmt: skip
-    rate, loop = end_to_end(args, ROOT, "batch.fused=true")
+    rate, loop = end_to_end(args, ROOT, *grid, "batch.fused=true")
     print(f"| end to end, the same with `batch.fused=true` (whole process) | {rate:.3g} |")
     print(f"| … its training loop alone | {loop:.3g} |")
 
 
+def mid_size(args) -> None:
+    """``--mid-runs`` runs of ``--mid-size``² completion (rank 5, a quarter of the entries seen)
+    at depth 3, batched, as a process: run-steps/s and the arithmetic rate of its loop. A step
+    of autograd costs 3× the forward products' flops (each product C = AB has dA = dC Bᵀ and
+    dB = Aᵀ dC): 3 · 2 · n · (n·n + n·n) = 12 n³ a run at depth 3, width n."""
+    n, runs, steps = args.mid_size, args.mid_runs, args.mid_steps
+    overrides = (
+        "problem=matrix_completion", f"problem.rows={n}", f"problem.cols={n}", "problem.rank=5",
+        f"problem.observed={n * n // 4}", "model.depth=3", f"batch.seeds={runs}",
+        f"train.max_steps={steps}", "train.sharpness_iters=0",
+    )  # fmt: skip
+    rate, loop = end_to_end(args, ROOT, *overrides)
+    tflops = loop * 12 * n**3 / 1e12
+    print(f"\n## Mid-size: {runs} runs of {n}×{n} completion, depth 3, {steps} steps, "
+          f"{args.dtype} on {args.device}\n")  # fmt: skip
+    print("| | |\n|---|---:|")
+    print(f"| run-steps/s, whole process | {rate:.3g} |")
+    print(f"| run-steps/s, training loop (`run_steps_per_s`) | {loop:.3g} |")
+    print(f"| TFLOP/s in the loop (12 n³ a run-step) | {tflops:.3g} |")
+    if args.peak_tflops:
+        print(f"| fraction of the card's {args.peak_tflops:g} TFLOP/s peak | "
+              f"{tflops / args.peak_tflops:.1%} |")  # fmt: skip
+
+
 def end_to_end(args, tree: Path, *overrides: str) -> tuple[float, float]:
-    """Run-steps per second of ``python train.py`` of checkout ``tree`` as a process, and of its
-    training loop (``run_steps_per_s``)."""
+    """Run-steps per second of ``python train.py overrides…`` of checkout ``tree`` as a process
+    (loss_tol 0: every run takes every step), and of its training loop (``run_steps_per_s``)."""
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [
             sys.executable, str(tree / "train.py"), f"hydra.run.dir={tmp}", f"device={args.device}",
-            f"dtype={args.dtype}", f"batch.seeds={args.runs}", f"train.max_steps={args.steps}",
-            "train.loss_tol=0", "train.progress=false", *overrides,
+            f"dtype={args.dtype}", "train.loss_tol=0", "train.progress=false", *overrides,
         ]  # fmt: skip
-        env = {**os.environ, "PYTHONPATH": str(tree)}
-        seconds = timed(lambda: subprocess.run(cmd, cwd=tree, env=env, check=True,
+        seconds = timed(lambda: subprocess.run(cmd, cwd=tree, env=python_path(tree), check=True,
                                                capture_output=True))  # fmt: skip
         metrics = json.loads((Path(tmp) / "metrics.json").read_text())
     return metrics["gradient_evaluations"] / seconds, metrics["run_steps_per_s"]
+
+
+def python_path(tree: Path) -> dict[str, str]:
+    """The environment with checkout ``tree`` first on ``PYTHONPATH`` (what was there stays:
+    on the device machine, the carried Hydra wheels)."""
+    rest = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree), *([rest] if rest else [])])}
 
 
 INIT = (
@@ -240,9 +286,8 @@ def init_speed(args, device) -> None:
         seconds = []
         for det in ("positive", "any"):
             code = INIT.format(threads=threads, inits=args.inits, device=device, det=det)
-            env = {**os.environ, "PYTHONPATH": str(tree)}
-            out = subprocess.run([sys.executable, "-c", code], cwd=tree, env=env, check=True,
-                                 capture_output=True, text=True)  # fmt: skip
+            out = subprocess.run([sys.executable, "-c", code], cwd=tree, env=python_path(tree),
+                                 check=True, capture_output=True, text=True)  # fmt: skip
             seconds.append(float(out.stdout))
         label = "all cores" if threads == 0 else f"{threads}"
         print(f"| {name}, {label} | {seconds[0]:.2f} | {seconds[1]:.2f} |")
@@ -260,9 +305,23 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (batch.threads)")
     parser.add_argument("--compile", action="store_true", help="also torch.compile the loss")
     parser.add_argument(
-        "--parts", nargs="+", choices=["single", "many", "fused", "init"],
-        default=["single", "many", "fused", "init"], help="which parts to run (default: all)",
-    )  # fmt: skip
+        "--parts",
+        nargs="+",
+        choices=["single", "loops", "processes", "fused", "init", "mid"],
+        default=["single", "loops", "processes", "fused", "init"],
+        help="which parts to run (default: all but mid)",
+    )
+    parser.add_argument(
+        "--steppers",
+        nargs="+",
+        choices=[*STEPPERS, "reference"],
+        default=[*STEPPERS, "reference"],
+        help="the loops to time (default: all)",
+    )
+    parser.add_argument("--mid-size", type=int, default=100)
+    parser.add_argument("--mid-runs", type=int, default=1000)
+    parser.add_argument("--mid-steps", type=int, default=200)
+    parser.add_argument("--peak-tflops", type=float, help="the card's fp32 peak (mid: fraction)")
     parser.add_argument(
         "--baseline", help="another checkout (e.g. `git worktree add /tmp/base <commit>`): its "
         "end to end and init are timed beside this one's",
@@ -273,9 +332,11 @@ def main() -> None:
     print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} thread(s)")
     parts = {
         "single": lambda: single_run(args, device, dtype),
-        "many": lambda: many_runs(args, device, dtype),
+        "loops": lambda: loops(args, device, dtype),
+        "processes": lambda: processes(args),
         "fused": lambda: fused_ratio(args, device, dtype),
         "init": lambda: init_speed(args, device),
+        "mid": lambda: mid_size(args),
     }
     for name in args.parts:
         parts[name]()
