@@ -34,7 +34,7 @@ python3 -c "import torch; print('torch', torch.__version__)" | tee -a "$out/gpu.
 # forcing the GPU, 5000 steps each.
 part single 120 bash -c '
   for device in auto cuda; do
-    start=$(date +%s.%N)
+    rm -rf /tmp/single_$device; start=$(date +%s.%N)
     python3 train.py device=$device train.max_steps=5000 train.loss_tol=0 train.progress=false \
       hydra.run.dir=/tmp/single_$device >/dev/null 2>&1 || echo "device=$device failed"
     loop=$(python3 -c "import json; print(json.load(open(\"/tmp/single_$device/metrics.json\"))[\"wall_time_s\"])")
