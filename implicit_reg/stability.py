@@ -3,11 +3,14 @@
 Gradient descent with step η tracks the flow (seed eq. 1 → 2) only while η·λ_max < 2: past
 that, the step overshoots along the top curvature direction. On the deep factorization the
 sharpness grows with the norms (≈ L·σ₁^{2−2/L}), so a fixed η that starts stable need not stay so.
+An adaptive step x ← x − η P⁻¹(…) (Adam, GroupRMSprop) sees the preconditioned Hessian instead:
+its guard takes λ_max(P⁻¹∇²f), the top eigenvalue of P^{−1/2} ∇²f P^{−1/2} (Cohen et al. 2022,
+"Adaptive gradient methods at the edge of stability"), with the bound of its rule
+(``dynamics.optimizers.stability_limit``).
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any
 
@@ -21,7 +24,11 @@ from implicit_reg.problems import Problem
 
 
 def sharpness(
-    problem: Problem, factors: list[Tensor], iters: int, start: list[Tensor] | None = None
+    problem: Problem,
+    factors: list[Tensor],
+    iters: int,
+    start: list[Tensor] | None = None,
+    preconditioner: list[Tensor] | None = None,
 ) -> tuple[Tensor, list[Tensor]]:
     """λ_max(∇²f_k) of every run k at its factors ``(K, d_j, d_{j−1})`` by ``iters``
     power-iteration steps on Hessian-vector products (double backward), from ``start`` (the
@@ -29,9 +36,11 @@ def sharpness(
     pseudo-random vector (the same for every run). The loss of the stack is a sum over runs, so
     its Hessian is block diagonal and each run's iteration is its own. Returns the Rayleigh
     quotients vᵀ∇²f v of the unit iterates ``(K,)`` (the eigenvalue of largest magnitude, which is
-    the top one away from saddles) and the iterates. Small factors of many runs are
-    differentiated entry by entry, as their gradient step is (``EntryStepper``; a batched ``@``
-    of tiny matrices, twice differentiated, costs several times more)."""
+    the top one away from saddles) and the iterates. With a ``preconditioner`` P (positive, in
+    the factors' layout) the iteration is on P^{−1/2} ∇²f P^{−1/2}, whose eigenvalues are those
+    of P⁻¹∇²f. Small factors of many runs are differentiated entry by entry, as their gradient
+    step is (``EntryStepper``; a batched ``@`` of tiny matrices, twice differentiated, costs
+    several times more)."""
     shapes = [tuple(f.shape[1:]) for f in factors]
     runs = factors[0].shape[0]
     if start is None:
@@ -39,10 +48,12 @@ def sharpness(
         parts = z.to(factors[0].device, factors[0].dtype).split([r * c for r, c in shapes], -1)
         start = [t.view(1, *s).expand(runs, *s) for t, s in zip(parts, shapes, strict=True)]
     with torch.enable_grad():
+        scale = None if preconditioner is None else [p.rsqrt() for p in preconditioner]
         if entry_layout(factors):
             stepper = EntryStepper(factors, problem)
             params, loss = stepper.params, stepper.graph()
             v = to_entries(start)
+            scale = None if scale is None else to_entries(scale)
         else:
             params = [f.detach().clone().requires_grad_(True) for f in factors]
             loss, v = problem.loss(product(params)), list(start)
@@ -53,14 +64,17 @@ def sharpness(
         value = torch.zeros(runs, dtype=params[0].dtype, device=params[0].device)
         for _ in range(iters):
             v = _unit(v)
+            u = v if scale is None else [a * b for a, b in zip(v, scale, strict=True)]
             hv = torch.autograd.grad(
                 [grads[i] for i in live],
                 params,
-                grad_outputs=[v[i] for i in live],
+                grad_outputs=[u[i] for i in live],
                 retain_graph=True,
                 allow_unused=True,
                 materialize_grads=True,
             )
+            if scale is not None:
+                hv = [a * b for a, b in zip(hv, scale, strict=True)]
             value = sum(_per_run(a * b) for a, b in zip(v, hv, strict=True))
             v = [t.detach() for t in hv]
     v = _unit(v)
@@ -79,24 +93,36 @@ def _unit(v: list[Tensor]) -> list[Tensor]:
 
 
 class StabilityGuard:
-    """At each log of a gradient-descent run: ``stability/sharpness`` and
-    ``stability/lr_times_sharpness`` of every run; the first time a run's lr × sharpness >
-    ``limit`` (2 for GD; 2(1 + μ) for heavy-ball momentum; None: no limit is known, as for
-    adaptive steps, and nothing is flagged) its step is recorded (and a warning given once), and
-    with ``on_unstable="stop"`` ``check`` returns the runs to stop with the status ``unstable``."""
+    """At each log of a gradient-descent run: ``stability/sharpness`` (of P⁻¹∇²f for an adaptive
+    rule: ``stability/preconditioned_sharpness``) and ``stability/lr_times_sharpness`` of every
+    run; the first time a run's lr × sharpness > ``limit`` (2 for GD, 2(1 + μ) for heavy-ball
+    momentum, …: ``stability_limit``) its step is recorded (and a warning given once), and with
+    ``on_unstable="stop"`` ``check`` returns the runs to stop with the status ``unstable``."""
 
     def __init__(
-        self, problem: Problem, lr: Tensor, iters: int, on_unstable: str, limit: float | None = 2.0
+        self,
+        problem: Problem,
+        lr: Tensor,
+        iters: int,
+        on_unstable: str,
+        limit: float = 2.0,
+        preconditioned: bool = False,
     ) -> None:
         self.problem, self.lr, self.iters, self.on_unstable = problem, lr, iters, on_unstable
-        self.limit = math.inf if limit is None else limit
+        self.limit, self.preconditioned = limit, preconditioned
         self.direction: list[Tensor] | None = None
         self.unstable_at_step = torch.full_like(lr, -1, dtype=torch.long)
         self.max_lr_times_sharpness = torch.zeros_like(lr)
         self.warned = False
 
-    def check(self, step: int, factors: list[Tensor]) -> tuple[dict[str, Tensor], Tensor | None]:
-        value, self.direction = sharpness(self.problem, factors, self.iters, self.direction)
+    def check(
+        self, step: int, factors: list[Tensor], preconditioner: list[Tensor] | None = None
+    ) -> tuple[dict[str, Tensor], Tensor | None]:
+        """The scalars at ``factors`` (and the adaptive rule's current ``preconditioner``) and
+        the runs to stop, if any."""
+        value, self.direction = sharpness(
+            self.problem, factors, self.iters, self.direction, preconditioner
+        )
         product_ = self.lr * value
         self.max_lr_times_sharpness = torch.fmax(self.max_lr_times_sharpness, product_)
         over = product_ > self.limit
@@ -105,15 +131,22 @@ class StabilityGuard:
         if not self.warned and bool(over.any()):
             self.warned = True
             k = int(over.nonzero()[0])
+            what = "preconditioned sharpness" if self.preconditioned else "sharpness"
+            why = (
+                "the adaptive step overshoots its preconditioned curvature (lower optim.lr)"
+                if self.preconditioned
+                else "gradient descent no longer follows the gradient flow (lower optim.lr, or "
+                "use optim=flow)"
+            )
             warnings.warn(
-                f"optim.lr={float(self.lr[k]):g} × sharpness {float(value[k]):.4g} = "
-                f"{float(product_[k]):.4g} > {self.limit:g} at step {step} ({int(over.sum())} of "
-                f"{len(over)} runs): gradient descent no longer follows the gradient flow (lower "
-                "optim.lr, or use optim=flow)",
+                f"optim.lr={float(self.lr[k]):g} × {what} {float(value[k]):.4g} = "
+                f"{float(product_[k]):.4g} > {self.limit:.4g} at step {step} "
+                f"({int(over.sum())} of {len(over)} runs): {why}",
                 RuntimeWarning,
                 stacklevel=2,
             )
-        scalars = {"stability/sharpness": value, "stability/lr_times_sharpness": product_}
+        tag = "stability/preconditioned_sharpness" if self.preconditioned else "stability/sharpness"
+        scalars = {tag: value, "stability/lr_times_sharpness": product_}
         return scalars, (over if self.on_unstable == "stop" else None)
 
     def state(self) -> dict[str, Any]:

@@ -239,6 +239,69 @@ def test_momentum_stability_limit_separates_decay_from_growth(completion_2x2, ne
     assert float(loss[0]) < float(first[0]) * 1e-6 and float(loss[1]) > float(first[1]) * 1e6
 
 
+@pytest.mark.parametrize("beta1", [0.0, 0.5, 0.9])
+def test_adam_stability_limit_is_that_of_its_frozen_preconditioner_recurrence(beta1):
+    """With P held fixed, Adam on a quadratic of curvature a along an eigenvector of P⁻¹∇²ℓ is
+    m ← β₁m + (1 − β₁)a x, x ← x − lr·m: its 2×2 recurrence has spectral radius < 1 just
+    below lr·a = ``stability_limit`` and > 1 just above (38 at β₁ = 0.9). Catches the limit of
+    GD (2) or of heavy ball (2(1 + β₁)) taken for Adam's."""
+    limit = stability_limit(make_config("optim=adam", f"optim.betas=[{beta1},0.999]").optim)
+    for factor, stable in ((0.99, True), (1.01, False)):
+        c = factor * limit * (1 - beta1)  # lr·(1 − β₁)·a
+        recurrence = torch.tensor([[beta1, c], [-beta1, 1 - c]], dtype=torch.float64)  # (m, x/lr·a)
+        radius = float(torch.linalg.eigvals(recurrence).abs().max())
+        assert (radius < 1) == stable
+
+
+@pytest.mark.parametrize("runs", [3, 64])  # batched ``@``, entry by entry
+@pytest.mark.parametrize("name", ["adam", "group_rmsprop"])
+def test_preconditioned_sharpness_is_the_top_eigenvalue_of_p_inverse_hessian(runs, name):
+    """The guard's sharpness under an adaptive rule is λ_max(P⁻¹∇²ℓ), P the rule's current
+    preconditioner, against the eigenvalues of P^{−1/2} H P^{−1/2} from the full Hessian of a
+    few runs. Catches P^{−1} applied once (P^{−1/2}·H, not symmetric), P itself for P⁻¹, P of
+    another run, and the plain sharpness."""
+    from implicit_reg.problems import MatrixCompletion
+    from implicit_reg.stability import sharpness
+
+    problem = MatrixCompletion(
+        torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=torch.float64),
+        torch.tensor([[False, True], [True, True]]),
+        infimal_rank=1,
+    )
+    stepper = make_stepper(starts(runs, depth=2, seed=3), problem)
+    rule = make_rule(make_config(f"optim={name}").optim, stepper)
+    lr = torch.linspace(0.01, 0.03, runs, dtype=torch.float64)
+    train(rule, stepper, lr, 7)  # the preconditioners now differ between runs and entries
+    factors, P = stepper.factors(), rule.preconditioner()
+    value, _ = sharpness(problem, factors, 400, preconditioner=P)
+    for k in (0, runs - 1):
+        flat = torch.cat([f[k].flatten() for f in factors])
+
+        def loss(x, k=k):
+            W1, W2 = x[:4].view(2, 2), x[4:].view(2, 2)
+            return problem.loss(W2 @ W1)
+
+        H = torch.autograd.functional.hessian(loss, flat)
+        d = torch.cat([p[k].flatten() for p in P]).rsqrt()
+        eigenvalues = torch.linalg.eigvalsh(d[:, None] * H * d[None, :])
+        top = eigenvalues[eigenvalues.abs().argmax()]
+        assert float(value[k]) == pytest.approx(float(top), rel=1e-6)
+        assert abs(float(top) - float(torch.linalg.eigvalsh(H)[-1])) > 1e-3 * abs(float(top))
+
+
+def test_an_adam_run_past_its_limit_is_stopped_as_unstable(train_run):
+    """lr·λ_max(P⁻¹∇²ℓ) > 38 at β₁ = 0.9: ``train.on_unstable=stop`` ends the run there, and
+    the preconditioned sharpness is logged under its own tag; a small lr is left alone."""
+    base = ("optim=adam", "model.depth=2", "init.scale=0.5", "train.max_steps=200",
+            "train.log_every=20", "train.on_unstable=stop")  # fmt: skip
+    result, _ = train_run(*base, "optim.lr=1.0")
+    assert result["status"] == "unstable" and result["max_lr_times_sharpness"] > 38
+    assert "stability/preconditioned_sharpness" in result
+    assert "stability/sharpness" not in result
+    calm, _ = train_run(*base, "optim.lr=1e-4")
+    assert calm["unstable_at_step"] is None and 0 < calm["max_lr_times_sharpness"] < 38
+
+
 @pytest.mark.parametrize(
     ("overrides", "key"),
     [

@@ -29,6 +29,8 @@ from implicit_reg.dynamics.steppers import EntryStepper, Stepper, from_entries, 
 
 NAMES = ("momentum", "adam", "group_rmsprop")
 """``optim.name`` values that take an update rule (``gd`` takes ``Stepper.step``)."""
+ADAPTIVE = ("adam", "group_rmsprop")
+"""... of which these step by lr P⁻¹(…) with a ``preconditioner()`` P."""
 
 
 class UpdateRule(Protocol):
@@ -45,6 +47,10 @@ class UpdateRule(Protocol):
         """Set the state of the runs where ``runs`` (bool ``(K,)``) is True, or of all."""
         ...
 
+    def preconditioner(self) -> list[Tensor] | None:
+        """P of an adaptive step (``ADAPTIVE``) per parameter ``(K, d_j, d_{j−1})``, else None."""
+        ...
+
 
 def make_rule(optim: DictConfig, stepper: Stepper) -> UpdateRule | None:
     """The update rule of ``optim`` (``configs/optim``) on ``stepper``; None for ``gd``."""
@@ -57,16 +63,20 @@ def make_rule(optim: DictConfig, stepper: Stepper) -> UpdateRule | None:
     return None
 
 
-def stability_limit(optim: DictConfig) -> float | None:
+def stability_limit(optim: DictConfig) -> float:
     """The bound on lr·λ_max past which the step overshoots a quadratic of curvature λ_max
     (``StabilityGuard``): 2 for GD, 2(1 + μ) for heavy-ball momentum, 2(1 + μ)/(1 + 2μ) with
-    Nesterov; None for Adam and GroupRMSprop, whose step is not lr·∇ℓ."""
-    if optim.name == "gd":
-        return 2.0
+    Nesterov. For the adaptive rules λ_max is that of P⁻¹∇²ℓ, P their ``preconditioner()``,
+    held fixed: GroupRMSprop is then GD with step lr/P, bound 2, and Adam is momentum with
+    m ← β₁m + (1 − β₁)g, bound 2(1 + β₁)/(1 − β₁) (38 at β₁ = 0.9; Cohen et al. 2022, "Adaptive
+    gradient methods at the edge of stability")."""
     if optim.name == "momentum":
         mu = optim.momentum
         return 2 * (1 + mu) / (1 + 2 * mu) if optim.nesterov else 2 * (1 + mu)
-    return None
+    if optim.name == "adam":
+        beta1 = optim.betas[0]
+        return 2 * (1 + beta1) / (1 - beta1)
+    return 2.0
 
 
 class _Layout:
@@ -161,6 +171,11 @@ class _Rule:
     def _extra_state(self) -> dict[str, Tensor]:
         return {}
 
+    def preconditioner(self) -> list[Tensor] | None:
+        """P of an adaptive step x ← x − lr P⁻¹(…), per parameter in the layout of
+        ``Stepper.factors()``, as the next step would use it; None where the step is lr·(…)."""
+        return None
+
     def _load_extra(self, state: dict[str, Any], runs: Tensor | None) -> None:
         return None
 
@@ -239,20 +254,34 @@ class Adam(_Rule):
         lr, going = self._rates(lr)
         grads = self._grads()
         t = self.t.clamp(min=1).to(self.layout.dtype)  # a run that never stepped has t = 0
-        correction1 = 1 - torch.pow(self.beta1, t)
-        root2 = torch.sqrt(1 - torch.pow(self.beta2, t))
-        rate = lr / correction1
+        rate = lr / (1 - torch.pow(self.beta1, t))
         with torch.no_grad():
             m = [a.lerp(g, 1 - self.beta1) for a, g in zip(self.exp_avg, grads, strict=True)]
             v = torch._foreach_mul(self.exp_avg_sq, self.beta2)
             torch._foreach_addcmul_(v, grads, grads, value=1 - self.beta2)
             self._keep("exp_avg", m, going)
             self._keep("exp_avg_sq", v, going)
-            directions = []
-            for a, s, p in zip(self.exp_avg, self.exp_avg_sq, self.params, strict=True):
-                denom = (s.sqrt() / self.layout.per_run(root2, p)).add_(self.eps)
-                directions.append(a / denom)
+            denominators = self._denominators(self.exp_avg_sq, t)
+            directions = [a / d for a, d in zip(self.exp_avg, denominators, strict=True)]
             self._move(directions, rate)
+
+    def _denominators(self, exp_avg_sq: list[Tensor], t: Tensor) -> list[Tensor]:
+        """√(v / (1 − β₂ᵗ)) + ε per parameter, at the runs' step counts ``t``."""
+        root2 = torch.sqrt(1 - torch.pow(self.beta2, t))
+        return [
+            (s.sqrt() / self.layout.per_run(root2, p)).add_(self.eps)
+            for s, p in zip(exp_avg_sq, self.params, strict=True)
+        ]
+
+    def preconditioner(self) -> list[Tensor]:
+        """P = √v̂ + ε entry by entry, as the next step will divide by it (v taking in the
+        gradient of the stepper's last ``loss()``: at step 0, P = |∇ℓ| + ε, not ε)."""
+        grads = self._grads()
+        with torch.no_grad():
+            v = torch._foreach_mul(self.exp_avg_sq, self.beta2)
+            torch._foreach_addcmul_(v, grads, grads, value=1 - self.beta2)
+            t = (self.t + 1).to(self.layout.dtype)
+            return self.layout.to_factors(self._denominators(v, t))
 
 
 class GroupRMSprop(_Rule):
@@ -281,13 +310,29 @@ class GroupRMSprop(_Rule):
         lr, going = self._rates(lr)
         grads = self._grads()
         with torch.no_grad():
-            v = self.square_avg * self.alpha  # as their loop: v ← α v, then + (1 − α)‖g_j‖² each
-            for total in self.layout.factor_sums([g * g for g in grads]):
-                v = v + (1 - self.alpha) * total
+            v = self._moment(grads)  # as their loop: v ← α v, then + (1 − α)‖g_j‖² each
             self.square_avg = torch.where(going, v, self.square_avg)
             t = self.t.clamp(min=1).to(self.layout.dtype)
-            scale = (self.square_avg / (1 - torch.pow(self.alpha, t))).sqrt() + self.eps
-            self._move(list(grads), lr / scale)
+            self._move(list(grads), lr / self._scale(self.square_avg, t))
+
+    def _moment(self, grads: tuple[Tensor, ...]) -> Tensor:
+        """α v + (1 − α) Σ_j ‖g_j‖² per run, summed as their loop does."""
+        v = self.square_avg * self.alpha
+        for total in self.layout.factor_sums([g * g for g in grads]):
+            v = v + (1 - self.alpha) * total
+        return v
+
+    def _scale(self, square_avg: Tensor, t: Tensor) -> Tensor:
+        """√(v / (1 − αᵗ)) + ε per run ``(K,)``."""
+        return (square_avg / (1 - torch.pow(self.alpha, t))).sqrt() + self.eps
+
+    def preconditioner(self) -> list[Tensor]:
+        """P = √v̂ + ε, one number a run spread over its factors' entries, as the next step will
+        divide by it (v taking in the gradient of the stepper's last ``loss()``)."""
+        with torch.no_grad():
+            t = (self.t + 1).to(self.layout.dtype)
+            scale = self._scale(self._moment(self._grads()), t)
+        return [scale.view(-1, 1, 1).expand(-1, *s).clone() for s in self.layout.shapes]
 
     def _extra_state(self) -> dict[str, Tensor]:
         return {"square_avg": self.square_avg}
