@@ -14,7 +14,8 @@ a run): below, every step is a few dozen tiny kernels, and their launch costs mo
 takes for the arithmetic (the default 2×2 run was 2.4× slower on an H100 than on its host)."""
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 ALL_THREADS = torch.get_num_threads()
-"""torch's own intra-op thread count as the process began (a core each, or ``OMP_NUM_THREADS``)."""
+"""torch's own intra-op thread count (a core each, or ``OMP_NUM_THREADS``), read when this module
+is first imported, before ``run`` sets ``batch.threads``."""
 
 
 def resolve_device(name: str, entries: int = GPU_MIN_ENTRIES) -> torch.device:

@@ -297,8 +297,12 @@ class FusedEntryStepper(EntryStepper):
             grads.append(_matmul(above, _transpose(below[j - 1])))
             above = _matmul(_transpose(factors[j]), above)
         grads.append(above)
-        zero = torch.zeros_like(self.params[0])  # the gradient of an entry no loss term reaches
-        self._grads = tuple(zero if e is None else e for g in grads[::-1] for row in g for e in row)
+        self._grads = tuple(  # an entry that no loss term reaches has gradient 0
+            torch.zeros_like(self.params[0]) if e is None else e
+            for g in grads[::-1]
+            for row in g
+            for e in row
+        )
         self._entries = W
         self._versions = [p._version for p in self.params]
         return loss
