@@ -141,7 +141,9 @@ def test_det_sign_of_a_near_singular_draw_is_that_of_its_factors() -> None:
 
 def test_the_draws_do_not_depend_on_the_thread_count() -> None:
     """Init runs on every core (``run.py``), training on ``batch.threads``: a run's start must be
-    the same bits either way. 70,000 runs: ops this long are split between threads."""
+    the same bits either way. 70,000 runs: ops this long are split between threads. Today's
+    init is elementwise per run, so this guards against a later change (a reduction across runs,
+    a threaded generator) rather than a known failure."""
     shapes, seeds = factor_shapes(2, 2, 3, 2), torch.arange(70_000)
     scales = torch.full((70_000,), 0.1, dtype=torch.float64)
     draws = []
