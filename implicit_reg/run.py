@@ -32,7 +32,7 @@ from implicit_reg.dynamics.gd import (
     UNSTABLE,
     Runs,
 )
-from implicit_reg.dynamics.optimizers import ADAPTIVE, make_rule, stability_limit
+from implicit_reg.dynamics.optimizers import make_rule, stability_limit
 from implicit_reg.dynamics.steppers import make_stepper
 from implicit_reg.factorization import DeepFactorization, factor_shapes, product
 from implicit_reg.init import sample_batch
@@ -113,7 +113,7 @@ def _train(cfg: DictConfig, out_dir: Path, folder: run_folder.Folder) -> dict[st
     if cfg.train.sharpness_iters > 0:
         guard = StabilityGuard(
             problem, lr, cfg.train.sharpness_iters, cfg.train.on_unstable,
-            stability_limit(cfg.optim), preconditioned=cfg.optim.name in ADAPTIVE,
+            stability_limit(cfg.optim),
         )  # fmt: skip
         if resumed is not None and resumed.guard is not None:
             guard.load(resumed.guard)

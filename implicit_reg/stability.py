@@ -106,10 +106,9 @@ class StabilityGuard:
         iters: int,
         on_unstable: str,
         limit: float = 2.0,
-        preconditioned: bool = False,
     ) -> None:
         self.problem, self.lr, self.iters, self.on_unstable = problem, lr, iters, on_unstable
-        self.limit, self.preconditioned = limit, preconditioned
+        self.limit = limit
         self.direction: list[Tensor] | None = None
         self.unstable_at_step = torch.full_like(lr, -1, dtype=torch.long)
         self.max_lr_times_sharpness = torch.zeros_like(lr)
@@ -131,10 +130,10 @@ class StabilityGuard:
         if not self.warned and bool(over.any()):
             self.warned = True
             k = int(over.nonzero()[0])
-            what = "preconditioned sharpness" if self.preconditioned else "sharpness"
+            what = "preconditioned sharpness" if preconditioner is not None else "sharpness"
             why = (
                 "the adaptive step overshoots its preconditioned curvature (lower optim.lr)"
-                if self.preconditioned
+                if preconditioner is not None
                 else "gradient descent no longer follows the gradient flow (lower optim.lr, or "
                 "use optim=flow)"
             )
@@ -145,7 +144,11 @@ class StabilityGuard:
                 RuntimeWarning,
                 stacklevel=2,
             )
-        tag = "stability/preconditioned_sharpness" if self.preconditioned else "stability/sharpness"
+        tag = (
+            "stability/sharpness"
+            if preconditioner is None
+            else "stability/preconditioned_sharpness"
+        )
         scalars = {tag: value, "stability/lr_times_sharpness": product_}
         return scalars, (over if self.on_unstable == "stop" else None)
 

@@ -29,8 +29,6 @@ from implicit_reg.dynamics.steppers import EntryStepper, Stepper, from_entries, 
 
 NAMES = ("momentum", "adam", "group_rmsprop")
 """``optim.name`` values that take an update rule (``gd`` takes ``Stepper.step``)."""
-ADAPTIVE = ("adam", "group_rmsprop")
-"""... of which these step by lr P⁻¹(…) with a ``preconditioner()`` P."""
 
 
 class UpdateRule(Protocol):
@@ -48,7 +46,8 @@ class UpdateRule(Protocol):
         ...
 
     def preconditioner(self) -> list[Tensor] | None:
-        """P of an adaptive step (``ADAPTIVE``) per parameter ``(K, d_j, d_{j−1})``, else None."""
+        """P of an adaptive step (Adam, GroupRMSprop) per parameter ``(K, d_j, d_{j−1})``, else
+        None."""
         ...
 
 
@@ -257,13 +256,17 @@ class Adam(_Rule):
         rate = lr / (1 - torch.pow(self.beta1, t))
         with torch.no_grad():
             m = [a.lerp(g, 1 - self.beta1) for a, g in zip(self.exp_avg, grads, strict=True)]
-            v = torch._foreach_mul(self.exp_avg_sq, self.beta2)
-            torch._foreach_addcmul_(v, grads, grads, value=1 - self.beta2)
             self._keep("exp_avg", m, going)
-            self._keep("exp_avg_sq", v, going)
+            self._keep("exp_avg_sq", self._moment(grads), going)
             denominators = self._denominators(self.exp_avg_sq, t)
             directions = [a / d for a, d in zip(self.exp_avg, denominators, strict=True)]
             self._move(directions, rate)
+
+    def _moment(self, grads: tuple[Tensor, ...]) -> list[Tensor]:
+        """β₂ v + (1 − β₂) g² per parameter."""
+        v = torch._foreach_mul(self.exp_avg_sq, self.beta2)
+        torch._foreach_addcmul_(v, grads, grads, value=1 - self.beta2)
+        return v
 
     def _denominators(self, exp_avg_sq: list[Tensor], t: Tensor) -> list[Tensor]:
         """√(v / (1 − β₂ᵗ)) + ε per parameter, at the runs' step counts ``t``."""
@@ -276,12 +279,9 @@ class Adam(_Rule):
     def preconditioner(self) -> list[Tensor]:
         """P = √v̂ + ε entry by entry, as the next step will divide by it (v taking in the
         gradient of the stepper's last ``loss()``: at step 0, P = |∇ℓ| + ε, not ε)."""
-        grads = self._grads()
         with torch.no_grad():
-            v = torch._foreach_mul(self.exp_avg_sq, self.beta2)
-            torch._foreach_addcmul_(v, grads, grads, value=1 - self.beta2)
             t = (self.t + 1).to(self.layout.dtype)
-            return self.layout.to_factors(self._denominators(v, t))
+            return self.layout.to_factors(self._denominators(self._moment(self._grads()), t))
 
 
 class GroupRMSprop(_Rule):
