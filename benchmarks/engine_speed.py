@@ -167,10 +167,7 @@ def loops(args, device, dtype) -> None:
             name = "the issue's reference step alone (entry by entry, no stopping)"
         else:
             name, cls = STEPPERS[key]
-            stepper = cls(starts(args.runs, device, dtype), prob)
-            seconds = timed(
-                lambda s=stepper: engine_loop(s, args.runs, 0.01, args.steps, device, dtype)
-            )
+            seconds = loop_seconds(cls, args, device, dtype)
             name = f"loop, {name}"
         print(f"| {name} | {args.runs * args.steps / seconds:.3g} |")
     if args.compile:  # the loss (forward and, through AOTAutograd, backward) compiled
@@ -258,17 +255,19 @@ INIT = (
 )
 
 
+def loop_seconds(cls: type, args, device, dtype) -> float:
+    """Seconds of the engine's loop with a fresh ``cls`` stepper over ``--runs`` × ``--steps``."""
+    stepper = cls(starts(args.runs, device, dtype), problem(device, dtype))
+    return timed(lambda: engine_loop(stepper, args.runs, 0.01, args.steps, device, dtype))
+
+
 def fused_ratio(args, device, dtype) -> None:
     """The entry-wise loop by hand (``FusedEntryStepper``) against autograd's (``EntryStepper``),
     alternated ``--repeats`` times in this process, ``--runs`` × ``--steps``: the median ratio."""
     rates: dict[type, list[float]] = {EntryStepper: [], FusedEntryStepper: []}
     for _ in range(args.repeats):
         for cls, seen in rates.items():
-            stepper = cls(starts(args.runs, device, dtype), problem(device, dtype))
-            seconds = timed(
-                lambda s=stepper: engine_loop(s, args.runs, 0.01, args.steps, device, dtype)
-            )
-            seen.append(args.runs * args.steps / seconds)
+            seen.append(args.runs * args.steps / loop_seconds(cls, args, device, dtype))
     autograd, fused = (statistics.median(r) for r in rates.values())
     print(f"\n## Entry by entry, by hand against autograd: {args.runs} runs × {args.steps} steps, "
           f"median of {args.repeats} alternated (run-steps/s)\n")  # fmt: skip
