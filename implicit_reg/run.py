@@ -20,7 +20,7 @@ from torch import Tensor
 from implicit_reg import batch, scalars
 from implicit_reg.config import limits
 from implicit_reg.config.device import cpu_threads, resolve_device, resolve_dtype
-from implicit_reg.config.validate import problem_shape, validate
+from implicit_reg.config.validate import mse_per_loss, problem_shape, validate, with_loss_tol
 from implicit_reg.det_sign import DetSignMonitor
 from implicit_reg.dynamics import descend
 from implicit_reg.dynamics.gd import (
@@ -58,6 +58,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Train every run of ``cfg`` into ``out_dir``; return what ``metrics.json`` holds."""
     validate(cfg)
     limits.check(cfg)
+    cfg = with_loss_tol(cfg)
     with cpu_threads(cfg.batch.threads), run_folder.hold(out_dir, cfg) as folder:
         return _train(cfg, out_dir, folder)  # one run a folder, locked while it goes
 
@@ -87,7 +88,7 @@ def _train(cfg: DictConfig, out_dir: Path, folder: run_folder.Folder) -> dict[st
     if cfg.optim.name == "flow":  # one run, adaptive: no checkpoints, no resume
         return _flow(cfg, out_dir, problem, start, W0, device, folder)
     stepper = make_stepper(start, problem, fused=cfg.batch.fused)
-    rule = make_rule(cfg.optim, stepper)  # None: plain GD
+    rule = make_rule(cfg.optim, stepper, mse_per_loss(cfg.problem))  # None: plain GD
     runs = Runs.start(len(grid), device)
     resumed = checkpoint.resume(out_dir, cfg)  # same folder: go on from its checkpoint
     if resumed is not None:  # a run that stopped by its loss or budget is looked at again

@@ -114,6 +114,40 @@ def test_each_run_follows_its_own_reference_trajectory(completion_2x2, layout, n
             torch.testing.assert_close(a[k], b, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("observed", [3, 40])
+def test_group_rmsprop_takes_the_papers_steps_on_their_mean_squared_error(observed):
+    """Arora et al.'s optimizer minimizes the mean squared error over the K observations with
+    ε = 1e-4 on its gradient; ``make_rule`` on our ½Σ loss must take the same steps. Against the
+    transcription of their step on their loss, at K = 3 (the 2×2 problem) and K = 40, where
+    their ε on our loss would be 20× too small. Catches ε passed through unscaled, or scaled by
+    c instead of 1/c."""
+    from implicit_reg.config.validate import mse_per_loss
+    from implicit_reg.problems import MatrixCompletion
+
+    g = torch.Generator().manual_seed(1)
+    target = torch.randn(8, 8, generator=g, dtype=torch.float64)
+    mask = torch.zeros(64, dtype=torch.bool)
+    mask[torch.randperm(64, generator=g)[:observed]] = True
+    problem = MatrixCompletion(target, mask.view(8, 8), infimal_rank=2)
+
+    class MeanSquaredError:  # their loss: mean over Ω of (W_ij − b_ij)²
+        def loss(self, W):
+            return (W - target)[mask.view(8, 8)].square().mean()
+
+    cfg = make_config(
+        "problem=matrix_completion", "problem.rows=8", "problem.cols=8", "problem.rank=2",
+        f"problem.observed={observed}", "optim=group_rmsprop", "optim.lr=1e-2",
+    )  # fmt: skip
+    assert mse_per_loss(cfg.problem) == 2 / observed
+    start = [1e-3 * torch.randn(1, 8, 8, generator=g, dtype=torch.float64) for _ in range(3)]
+    stepper = make_stepper(start, problem, entries=False)
+    rule = make_rule(cfg.optim, stepper, mse_per_loss(cfg.problem))
+    train(rule, stepper, torch.tensor([1e-2], dtype=torch.float64), 50)
+    want = paper_group_rmsprop([f[0] for f in start], MeanSquaredError(), 1e-2, 0.99, 1e-4, 50)
+    for a, b in zip(stepper.factors(), want, strict=True):
+        torch.testing.assert_close(a[0], b, rtol=1e-10, atol=1e-13)
+
+
 def test_group_rmsprop_is_gd_with_one_step_size_per_run(completion_2x2):
     """The step of every factor is the gradient times lr/(√v̂ + eps) for a v shared by all
     factors of the run (not one per factor): after one step, v̂ = Σ_j ‖g_j‖², so the move is
@@ -232,7 +266,7 @@ def test_momentum_stability_limit_separates_decay_from_growth(completion_2x2, ne
     limit = stability_limit(cfg.optim)
     lr = torch.tensor([0.95 * limit, 1.05 * limit], dtype=torch.float64)
     stepper = make_stepper([torch.full((2, 2, 2), 0.3, dtype=torch.float64)], completion_2x2)
-    rule = make_rule(cfg.optim, stepper)
+    rule = make_rule(cfg.optim, stepper, mse_per_loss=2 / 3)
     first = stepper.loss()
     train(rule, stepper, lr, 1000)
     loss = stepper.loss()
@@ -269,7 +303,7 @@ def test_preconditioned_sharpness_is_the_top_eigenvalue_of_p_inverse_hessian(run
         infimal_rank=1,
     )
     stepper = make_stepper(starts(runs, depth=2, seed=3), problem)
-    rule = make_rule(make_config(f"optim={name}").optim, stepper)
+    rule = make_rule(make_config(f"optim={name}").optim, stepper, mse_per_loss=2 / 3)
     lr = torch.linspace(0.01, 0.03, runs, dtype=torch.float64)
     train(rule, stepper, lr, 7)  # the preconditioners now differ between runs and entries
     factors, P = stepper.factors(), rule.preconditioner()

@@ -104,6 +104,7 @@ class FlowCoordinatesSchema:
 class TrainSchema:
     max_steps: int = 1_000_000
     loss_tol: float = 1.0e-3
+    mse_tol: Optional[float] = None
     log_every: int = 1000
     log_per_decade: int = 20
     max_tracked: int = 16

@@ -3,6 +3,7 @@ one message naming the key, the value and what is allowed."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib.util
 import math
@@ -75,6 +76,8 @@ def validate(cfg: DictConfig) -> None:
     _validate_optim(cfg)
     check_number(cfg, "train.max_steps", minimum=1, strict=False, integer=True)
     check_number(cfg, "train.loss_tol", minimum=0, strict=False, integer=False)
+    if cfg.train.get("mse_tol") is not None:
+        check_number(cfg, "train.mse_tol", minimum=0, strict=False, integer=False)
     check_number(cfg, "train.log_every", minimum=1, strict=False, integer=True)
     check_number(cfg, "train.log_per_decade", minimum=0, strict=False, integer=True)
     check_number(cfg, "train.max_tracked", minimum=0, strict=False, integer=True)
@@ -369,3 +372,29 @@ def problem_shape(p: DictConfig) -> tuple[int, int]:
     if p.get("target") is not None:
         return len(p.target), len(p.target[0])
     return int(p.rows), int(p.cols)
+
+
+def mse_per_loss(p: DictConfig) -> float:
+    """c with mean squared error = c·ℓ over the K observations a problem config asks for: 1/n
+    for least squares (f = ‖y − Xβ‖², seed eq. 3), 2/K for completion and sensing
+    (ℓ = ½Σₖ rₖ²). Arora et al. (2019) stop at, and scale GroupRMSprop's ε by, the mean
+    squared error."""
+    if p.kind == "least_squares":
+        return 1 / int(p.n)
+    if p.kind == "matrix_sensing":
+        return 2 / int(p.measurements)
+    if p.get("mask") is not None:
+        return 2 / sum(bool(v) for row in p.mask for v in row)
+    if p.get("target") is not None:
+        return 2 / sum(v is not None for row in p.target for v in row)
+    return 2 / int(p.observed)
+
+
+def with_loss_tol(cfg: DictConfig) -> DictConfig:
+    """``cfg`` with ``train.loss_tol`` = ``train.mse_tol``/c (``mse_per_loss``) where
+    ``train.mse_tol`` is set (a copy; the run stops on the loss, as every other)."""
+    if cfg.train.get("mse_tol") is None:
+        return cfg
+    cfg = copy.deepcopy(cfg)
+    cfg.train.loss_tol = float(cfg.train.mse_tol) / mse_per_loss(cfg.problem)
+    return cfg

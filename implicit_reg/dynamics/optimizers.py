@@ -51,14 +51,17 @@ class UpdateRule(Protocol):
         ...
 
 
-def make_rule(optim: DictConfig, stepper: Stepper) -> UpdateRule | None:
-    """The update rule of ``optim`` (``configs/optim``) on ``stepper``; None for ``gd``."""
+def make_rule(optim: DictConfig, stepper: Stepper, mse_per_loss: float) -> UpdateRule | None:
+    """The update rule of ``optim`` (``configs/optim``) on ``stepper``; None for ``gd``.
+    ``mse_per_loss`` is c in MSE = c·ℓ (``config.validate.mse_per_loss``): GroupRMSprop's
+    ``optim.eps`` is Arora et al.'s, which acts on the gradient of the mean squared error, c·∇ℓ;
+    on ∇ℓ the same step takes ε/c (√v̂ scales with the gradient, ε does not)."""
     if optim.name == "momentum":
         return Momentum(stepper, momentum=optim.momentum, nesterov=optim.nesterov)
     if optim.name == "adam":
         return Adam(stepper, betas=(optim.betas[0], optim.betas[1]), eps=optim.eps)
     if optim.name == "group_rmsprop":
-        return GroupRMSprop(stepper, alpha=optim.alpha, eps=optim.eps)
+        return GroupRMSprop(stepper, alpha=optim.alpha, eps=optim.eps / mse_per_loss)
     return None
 
 
@@ -289,8 +292,10 @@ class GroupRMSprop(_Rule):
     one second moment for the whole parameter group — all factors of a run — instead of one per
     entry: v ← α v + (1 − α) Σ_j ‖∇_{W_j} ℓ‖²_F, then every factor takes
     W_j ← W_j − η_t ∇_{W_j} ℓ with η_t = lr / (√(v / (1 − αᵗ)) + ε). Their experiments pass all
-    layers as one group, lr = 1e-3, α = 0.99, ε = 1e-4 (``configs/optim/group_rmsprop.yaml``).
-    Their normalizer is a float32 CPU scalar; here it is in the run's dtype.
+    layers as one group, lr = 1e-3, α = 0.99, ε = 1e-4 (``configs/optim/group_rmsprop.yaml``),
+    on the mean squared error over the K observations; ``eps`` here is on ∇ℓ, ε·K/2 for
+    ℓ = ½Σ (``make_rule``). Their normalizer is a float32 CPU scalar; here it is in the run's
+    dtype.
 
     Implicit bias: the step is the gradient times one positive scalar per run, so the direction
     is GD's: the trajectory is gradient flow's path run at the time change dτ = η_t dt (up to
