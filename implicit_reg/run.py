@@ -19,7 +19,12 @@ from torch import Tensor
 
 from implicit_reg import batch, scalars
 from implicit_reg.config import limits
-from implicit_reg.config.device import cpu_threads, resolve_device, resolve_dtype
+from implicit_reg.config.device import (
+    cpu_threads,
+    resolve_device,
+    resolve_dtype,
+    training_threads,
+)
 from implicit_reg.config.validate import mse_per_loss, problem_shape, validate, with_loss_tol
 from implicit_reg.det_sign import DetSignMonitor
 from implicit_reg.dynamics import descend
@@ -59,7 +64,11 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     validate(cfg)
     limits.check(cfg)
     cfg = with_loss_tol(cfg)
-    with cpu_threads(cfg.batch.threads), run_folder.hold(out_dir, cfg) as folder:
+    rows, cols = problem_shape(cfg.problem)
+    threads = training_threads(cfg.batch.threads, rows, cols, cfg.model.width or min(rows, cols))
+    if cfg.batch.threads == "auto":
+        log.info("batch.threads=auto: training on %d CPU thread(s)", threads)
+    with cpu_threads(threads), run_folder.hold(out_dir, cfg) as folder:
         return _train(cfg, out_dir, folder)  # one run a folder, locked while it goes
 
 

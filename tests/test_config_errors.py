@@ -50,7 +50,7 @@ CASES = [
     (["batch.lrs=[0.1,-1]"], "batch.lrs", "[0.1, -1.0]", "a non-empty list of finite numbers > 0"),
     (["batch.init_scales=[]"], "batch.init_scales", "[]", "a non-empty list"),
     (["batch.check_every=0"], "batch.check_every", "0", "an integer ≥ 1"),
-    (["batch.threads=0"], "batch.threads", "0", "an integer ≥ 1"),
+    (["batch.threads=0"], "batch.threads", "0", "auto | an integer ≥ 1 | null"),
     (
         ["optim=flow", "batch.seeds=2"],
         "optim.name",

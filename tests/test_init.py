@@ -170,3 +170,35 @@ def test_a_run_draws_on_every_core_and_trains_on_batch_threads(train_run, monkey
     monkeypatch.setattr("implicit_reg.config.device.ALL_THREADS", 3)
     train_run("batch.seeds=2", "batch.threads=1", "train.max_steps=5")
     assert seen == {"init": 3, "train": 1}
+
+
+@pytest.mark.parametrize(("side", "width", "trains_on"), [(2, 2, 1), (32, 32, 3), (40, 8, 1)])
+def test_threads_auto_trains_large_matrices_on_every_core(
+    train_run, monkeypatch, side, width, trains_on
+) -> None:
+    """``batch.threads=auto`` (the default): one thread for the 2×2 problem (its numbers stay
+    those of one thread), every core once each matrix is at least 32×32, one again when the
+    hidden width is smaller. Catches auto read as one thread, or as every core, everywhere."""
+    run_module = sys.modules["implicit_reg.run"]
+    seen = {}
+
+    def spy(*args, **kwargs):
+        seen["train"] = torch.get_num_threads()
+        return make_stepper(*args, **kwargs)
+
+    make_stepper = run_module.make_stepper
+    monkeypatch.setattr(run_module, "make_stepper", spy)
+    monkeypatch.setattr("implicit_reg.config.device.ALL_THREADS", 3)
+    shape = (
+        []
+        if side == 2
+        else [
+            "problem=matrix_completion",
+            f"problem.rows={side}",
+            f"problem.cols={side}",
+            "problem.rank=1",
+            "problem.observed=9",
+        ]
+    )
+    train_run(*shape, f"model.width={width}", "batch.threads=auto", "train.max_steps=2")
+    assert seen == {"train": trains_on}

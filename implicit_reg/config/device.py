@@ -41,6 +41,22 @@ def resolve_dtype(name: str) -> torch.dtype:
     return DTYPES[name]
 
 
+THREADED_SIDE = 32
+"""``batch.threads=auto`` trains on every core when every matrix of a run (the factors and their
+product) has both sides at least this long, else on one thread: a product of 32×32 matrices is
+the size at which torch splits one matmul between threads; tiny matrices gain little from more
+threads and lose ×5–10 when the cores are busy."""
+
+
+def training_threads(setting: int | str | None, rows: int, cols: int, width: int) -> int | None:
+    """The CPU threads a job trains on, from ``batch.threads``: an integer, null (torch's default:
+    every core) or ``auto`` (``THREADED_SIDE``) for a product of ``rows``×``cols`` through hidden
+    size ``width``."""
+    if setting != "auto":
+        return setting  # type: ignore[return-value]
+    return ALL_THREADS if min(rows, cols, width) >= THREADED_SIDE else 1
+
+
 @contextmanager
 def cpu_threads(count: int | None) -> Iterator[None]:
     """torch's CPU threads set to ``count`` (None: ``ALL_THREADS``) inside, restored after."""

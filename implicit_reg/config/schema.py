@@ -169,7 +169,7 @@ class BatchSchema:
     tracked_runs: int = 4
     check_every: int = 100
     fused: bool = False
-    threads: Optional[int] = 1
+    threads: Any = "auto"  # auto | an integer ≥ 1 | null
 
 
 @dataclass

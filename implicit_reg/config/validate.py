@@ -100,8 +100,11 @@ def _validate_batch(cfg: DictConfig) -> None:
     _positive_list(cfg, "batch.lrs")
     check_number(cfg, "batch.tracked_runs", minimum=0, strict=False, integer=True)
     check_number(cfg, "batch.check_every", minimum=1, strict=False, integer=True)
-    if cfg.batch.get("threads") is not None:
-        check_number(cfg, "batch.threads", minimum=1, strict=False, integer=True)
+    threads = cfg.batch.get("threads")
+    if threads is not None and threads != "auto":
+        ok = isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1
+        if not ok:
+            raise ConfigError("batch.threads", threads, "auto | an integer ≥ 1 | null")
     if not isinstance(cfg.batch.fused, bool):
         raise ConfigError("batch.fused", cfg.batch.fused, "true | false")
     if cfg.optim.name == "nuclear_norm":
