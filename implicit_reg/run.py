@@ -50,6 +50,7 @@ from implicit_reg.record.progress import Progress
 from implicit_reg.record.run_summary import summary
 from implicit_reg.record.schedule import LogSchedule
 from implicit_reg.stability import StabilityGuard
+from implicit_reg.stability import due as guard_due
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,11 @@ def _train(cfg: DictConfig, out_dir: Path, folder: run_folder.Folder) -> dict[st
         diverged = (runs.status == DIVERGED) | ~torch.isfinite(loss)
         counts = _counts(runs, loss, cfg.train.loss_tol, diverged) if not single else {}
         stability, unstable = {}, None
-        if guard is not None and (single or step % cfg.batch.check_every == 0):
+        if guard is not None and (
+            guard_due(step, cfg.train.sharpness_iters, cfg.train.log_every)
+            if single
+            else step % cfg.batch.check_every == 0
+        ):
             preconditioner = rule.preconditioner() if rule is not None else None
             stability, unstable = guard.check(step, stepper.factors(), preconditioner)
         start = W0

@@ -11,6 +11,7 @@ its guard takes λ_max(P⁻¹∇²f), the top eigenvalue of P^{−1/2} ∇²f P^
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -90,6 +91,21 @@ def _per_run(t: Tensor) -> Tensor:
 def _unit(v: list[Tensor]) -> list[Tensor]:
     norm = torch.sqrt(sum(_per_run(t * t) for t in v))
     return [t / norm.view(-1, *[1] * (t.dim() - 1)) for t in v]
+
+
+STEPS_PER_ITERATION = 60
+"""A single run's guard is priced: one power-iteration step (a Hessian-vector product, a double
+backward) costs about three gradient steps, so checking at most once every
+``STEPS_PER_ITERATION × iters`` steps keeps it under ~5 % of the training (``due``)."""
+
+
+def due(step: int, iters: int, log_every: int) -> bool:
+    """Whether a single run's guard runs at the logged ``step``: at step 0 and each power of ten
+    (the early, log-spaced logs), then at the multiples of ``STEPS_PER_ITERATION × iters`` rounded
+    up to a multiple of ``log_every`` (so that those steps are logged). It depends on the step
+    alone, so a resumed run checks where an uninterrupted one does."""
+    gap = -(-STEPS_PER_ITERATION * iters // log_every) * log_every
+    return step % gap == 0 or 10 ** round(math.log10(step)) == step
 
 
 class StabilityGuard:
