@@ -251,6 +251,18 @@ def test_scs_certifies_a_small_problem():
     assert solution.record["primal_objective"] == pytest.approx(2.0, abs=1e-6)
 
 
+def test_scs_honours_optim_tol():
+    """SCS stops at ``tol`` (eps_abs = eps_rel): a tight solve takes more iterations and ends
+    with a far smaller duality gap and constraint residual than a loose one. Catches ``tol``
+    not passed to SCS (both would stop at its default 1e-4, after the same iterations)."""
+    measurements = random_completion(8, 8, 2, 30, seed=1)[0].linear_measurements()
+    loose = nuclear_norm.solve(*measurements, solver="scs", tol=1e-2)
+    tight = nuclear_norm.solve(*measurements, solver="scs", tol=1e-9)
+    assert tight.record["solver_iterations"] > loose.record["solver_iterations"]
+    assert tight.record["duality_gap"] < 1e-6 < loose.record["duality_gap"]
+    assert tight.record["constraint_residual"] < 1e-6 < loose.record["constraint_residual"]
+
+
 def test_infeasible_observations_are_solver_failed():
     """W11 = 1 and W11 = 2: no W fits; no point is returned."""
     A = torch.zeros(2, 2, 2, dtype=torch.float64)
