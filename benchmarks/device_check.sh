@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Issue 10's GPU measurements in one command, sized for one lease of the device machine: the
+# The engine's GPU measurements in one command, sized for a short loan of a GPU machine: the
 # parts' limits add up to 6.5 minutes, and each part is killed at its own, so one slow part
 # cannot take the others. `bash benchmarks/device_check.sh [PART ...]` runs the parts named
-# (default: all, in the order below), so a part that failed can be run again alone.
+# (default: all engine parts, in the order below), so a part that failed can be run again alone.
+# `bash benchmarks/device_check.sh arora` runs the four full-size Arora et al. (2019) presets
+# (Figs. 1-3 and sensing; device=auto puts their jobs on the GPU), 7.5 minutes in all.
 # Run from the repository root there. That machine has torch but not Hydra: first, here,
 #   echo /.whl/ >> .git/info/exclude
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
@@ -59,11 +61,33 @@ run_part() {
                  --steppers entry fused_entry ;;
     processes_1e6) part processes_1e6 80 $bench --parts processes --runs 1000000 --steps 10000 ;;
     init_1e7) part init_1e7 30 $bench --parts init --inits 10000000 ;;
+    arora_completion) part arora_completion 120 bash -c "preset arora2019_completion" ;;
+    arora_dynamics) part arora_dynamics 60 bash -c "preset arora2019_dynamics" ;;
+    arora_observations) part arora_observations 120 bash -c "preset arora2019_observations" ;;
+    arora_sensing) part arora_sensing 150 bash -c "preset arora2019_sensing" ;;
     *) echo "unknown part $1" ;;
   esac
 }
 
-export -f single
+preset() {  # preset NAME: a full Arora et al. (2019) preset, its wall time and every job's status
+  rm -rf "/tmp/$1"
+  start=$(python3 -c "import time; print(time.time())")
+  python3 train.py "experiment=$1" train.progress=false "hydra.sweep.dir=/tmp/$1" \
+    >"/tmp/$1.log" 2>&1 || echo "$1: a job did not finish (see its summary)"
+  python3 - "$1" "$start" <<'EOF'
+import json, pathlib, sys, time
+name, start = sys.argv[1], float(sys.argv[2])
+print(f"| {name} | {time.time() - start:.0f} s |")
+for m in sorted(pathlib.Path(f"/tmp/{name}").glob("*/metrics.json")):
+    r = json.loads(m.read_text())
+    print(f"|   job {m.parent.name} | {r.get('status')} | {r.get('wall_time_s', 0):.1f} s |")
+EOF
+}
+
+export -f single preset
+if [ "${1:-}" = arora ]; then
+  set -- arora_completion arora_dynamics arora_observations arora_sensing
+fi
 parts=${*:-gpu single mid loops_1e6 loops_1e7 processes_1e6 init_1e7}
 for name in $parts; do
   run_part "$name"
