@@ -222,6 +222,30 @@ class StabilityGuard:
         self.max_lr_times_sharpness = state["max_lr_times_sharpness"].to(device)
         self.warned = state["warned"]
 
+    def per_run(self) -> dict[str, Tensor]:
+        """Every run's ``unstable_at_step`` (−1: never) and ``max_lr_times_sharpness``, on the
+        CPU (``runs.csv``'s columns, ``metrics.json``'s counts)."""
+        return {
+            "unstable_at_step": self.unstable_at_step.cpu(),
+            "max_lr_times_sharpness": self.max_lr_times_sharpness.cpu(),
+        }
+
+    def warning(self) -> str | None:
+        """The line for the run's log when any run crossed the bound: how many, the first
+        step and the largest lr × sharpness; None when none did."""
+        crossed = self.unstable_at_step >= 0
+        if not bool(crossed.any()):
+            return None
+        worst = int(self.max_lr_times_sharpness.argmax())
+        return (
+            f"{int(crossed.sum())} of {len(crossed)} runs crossed lr × sharpness > "
+            f"{self.limit:.4g} (first at step {int(self.unstable_at_step[crossed].min())}; "
+            f"largest {float(self.max_lr_times_sharpness[worst]):.4g}, run {worst} at "
+            f"optim.lr={float(self.lr[worst]):g}): past the bound the steps no longer track the "
+            "gradient flow that Arora et al. (2019) analyse; unstable_at_step in runs.csv / "
+            "metrics.json marks them, and the figures draw them hollow"
+        )
+
     def record(self) -> dict[str, Any]:
         """A single run's ``unstable_at_step`` (None if never) and ``max_lr_times_sharpness``."""
         step = int(self.unstable_at_step[0])
