@@ -213,7 +213,8 @@ def test_the_recovery_figure_marks_and_counts_the_unstable_runs(tmp_path):
     fig = arora_completion.draw(arora_completion.supports(find_runs(tmp_path)))
     for ax in fig.axes:
         (median,) = [ln for ln in ax.get_lines() if ln.get_label().startswith("depth 2")]
-        assert median.get_label() == "depth 2 (2 unstable, hollow; 1 not converged, left out)"
+        legend = "depth 2 (2 unstable, hollow if converged; 1 not converged, left out)"
+        assert median.get_label() == legend
         np.testing.assert_allclose(median.get_ydata(), [2.0])  # of 1, 2, 4
         hollow = [ln for ln in ax.get_lines() if ln.get_gid() == arora_completion.UNSTABLE_GID]
         assert [list(ln.get_ydata()) for ln in hollow] == [[50.0]]

@@ -127,7 +127,7 @@ def legend(depth: int, rows: list[dict[str, Any]]) -> str:
     converged) and of those that did not converge (left out)."""
     unstable = sum(r["unstable"] for r in rows)
     unfinished = sum(r["status"] not in KEPT for r in rows)
-    notes = [f"{unstable} unstable, hollow"] if unstable else []
+    notes = [f"{unstable} unstable, hollow if converged"] if unstable else []
     notes += [f"{unfinished} not converged, left out"] if unfinished else []
     return f"depth {depth}" + (f" ({'; '.join(notes)})" if notes else "")
 
