@@ -229,6 +229,8 @@ def _train(cfg: DictConfig, out_dir: Path, folder: run_folder.Folder) -> dict[st
                 "the run" if single else f"{stalled} of {len(grid)} runs",
                 cfg.batch.check_every,
             )
+        if guard is not None and (crossed := guard.warning()) is not None:
+            log.warning("%s", crossed)
     except BaseException:
         logger.close()
         raise
@@ -252,7 +254,7 @@ def _train(cfg: DictConfig, out_dir: Path, folder: run_folder.Folder) -> dict[st
         history.write(out_dir)
     result = outputs.batch(
         cfg, out_dir, logger, grid, runs, lr, stepper.factors(), W, values, problem, wall_time,
-        device, interrupted,
+        device, interrupted, guard.per_run() if guard is not None else {},
     )  # fmt: skip
     result.update({"signal": stop.name} if stop.name is not None else {})
     folder.write_metrics(cfg, result)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -28,43 +28,51 @@ def sharpness(
     problem: Problem,
     factors: list[Tensor],
     iters: int,
-    start: list[Tensor] | None = None,
+    start: Directions | None = None,
     preconditioner: list[Tensor] | None = None,
-) -> tuple[Tensor, list[Tensor]]:
-    """λ_max(∇²f_k) of every run k at its factors ``(K, d_j, d_{j−1})`` by ``iters``
-    power-iteration steps on Hessian-vector products (double backward), from ``start`` (the
-    previous directions, so a few steps keep up with a slowly turning one) or a fixed
-    pseudo-random vector (the same for every run). The loss of the stack is a sum over runs, so
-    its Hessian is block diagonal and each run's iteration is its own. Returns the Rayleigh
-    quotients vᵀ∇²f v of the unit iterates ``(K,)`` (the eigenvalue of largest magnitude, which is
-    the top one away from saddles) and the iterates. With a ``preconditioner`` P (positive, in
-    the factors' layout) the iteration is on P^{−1/2} ∇²f P^{−1/2}, whose eigenvalues are those
-    of P⁻¹∇²f. Small factors of many runs are differentiated entry by entry, as their gradient
-    step is (``EntryStepper``; a batched ``@`` of tiny matrices, twice differentiated, costs
-    several times more)."""
+) -> tuple[Tensor, Directions]:
+    """λ_max(∇²f_k), the largest *algebraic* eigenvalue of every run k's Hessian at its factors
+    ``(K, d_j, d_{j−1})``, by power iterations on Hessian-vector products (double backward).
+
+    A plain power iteration finds the eigenvalue of largest magnitude: at a saddle (W = 0 for
+    small init) that is a negative curvature, which would hide a smaller positive one that
+    breaks lr·λ_max < 2. So two iterations run: ⌈iters/2⌉ steps on H find the dominant
+    eigenvalue ρ and ‖Hv‖; then ``iters`` steps on the shifted H + σI, σ = (‖Hv‖ − ρ)/2
+    (≈ |λ_min| when a negative eigenvalue dominates, 0 when a positive one does), whose dominant
+    eigenvalue is λ_max + σ. The result is the larger of the two Rayleigh quotients (uᵀHu of the
+    last unit iterates), neither of which exceeds λ_max. Each iteration starts from ``start``
+    (the previous call's ``Directions``, so a few steps keep up with slowly turning
+    eigenvectors) or a fixed pseudo-random vector (the same for every run). The loss of the
+    stack is a sum over runs, so its Hessian is block diagonal and each run's iteration (and
+    shift) is its own. With a ``preconditioner`` P (positive, in the factors' layout) the
+    iterations are on P^{−1/2} ∇²f P^{−1/2}, whose eigenvalues are those of P⁻¹∇²f. Small
+    factors of many runs are differentiated entry by entry, as their gradient step is
+    (``EntryStepper``; a batched ``@`` of tiny matrices, twice differentiated, costs several
+    times more). Returns λ_max ``(K,)`` and the directions for the next call."""
     shapes = [tuple(f.shape[1:]) for f in factors]
     runs = factors[0].shape[0]
     if start is None:
         z = rng.normals(torch.zeros(1, dtype=torch.int64), 0, sum(r * c for r, c in shapes), 1)
         parts = z.to(factors[0].device, factors[0].dtype).split([r * c for r, c in shapes], -1)
-        start = [t.view(1, *s).expand(runs, *s) for t, s in zip(parts, shapes, strict=True)]
+        fixed = [t.view(1, *s).expand(runs, *s) for t, s in zip(parts, shapes, strict=True)]
+        start = Directions(fixed, fixed)
     with torch.enable_grad():
         scale = None if preconditioner is None else [p.rsqrt() for p in preconditioner]
         if entry_layout(factors):
             stepper = EntryStepper(factors, problem)
             params, loss = stepper.params, stepper.graph()
-            v = to_entries(start)
+            top, dominant = to_entries(start.top), to_entries(start.dominant)
             scale = None if scale is None else to_entries(scale)
         else:
             params = [f.detach().clone().requires_grad_(True) for f in factors]
-            loss, v = problem.loss(product(params)), list(start)
+            loss, top, dominant = problem.loss(product(params)), start.top, start.dominant
         grads = torch.autograd.grad(
             loss.sum(), params, create_graph=True, allow_unused=True, materialize_grads=True
         )
         live = [i for i, g in enumerate(grads) if g.requires_grad]  # an unused entry: ∇ ≡ 0
-        value = torch.zeros(runs, dtype=params[0].dtype, device=params[0].device)
-        for _ in range(iters):
-            v = _unit(v)
+
+        def hessian_times(v: list[Tensor]) -> list[Tensor]:
+            """S ∇²f S v for unit v, S = P^{−1/2} (or 1), every run at once."""
             u = v if scale is None else [a * b for a, b in zip(v, scale, strict=True)]
             hv = torch.autograd.grad(
                 [grads[i] for i in live],
@@ -76,12 +84,46 @@ def sharpness(
             )
             if scale is not None:
                 hv = [a * b for a, b in zip(hv, scale, strict=True)]
-            value = sum(_per_run(a * b) for a, b in zip(v, hv, strict=True))
-            v = [t.detach() for t in hv]
-    v = _unit(v)
-    if len(v) != len(factors):  # entries back into factors
-        v = from_entries(v, shapes)
-    return value.detach(), v
+            return [t.detach() for t in hv]
+
+        zero = torch.zeros(runs, dtype=params[0].dtype, device=params[0].device)
+        rho, norm = zero, zero
+        for _ in range(math.ceil(iters / 2)):  # the dominant eigenvalue ρ, of either sign
+            dominant = _unit(dominant)
+            hv = hessian_times(dominant)
+            rho, norm = _dot(dominant, hv), torch.sqrt(_dot(hv, hv))
+            dominant = hv
+        shift = (norm - rho) / 2  # ≥ 0; ≈ |λ_min| if ρ = λ_min < 0, 0 if ρ = λ_max > 0
+        value = zero
+        for _ in range(iters):  # the dominant eigenvalue of H + σI: λ_max + σ
+            top = _unit(top)
+            hv = hessian_times(top)
+            value = _dot(top, hv)  # uᵀHu
+            top = [a + _per_run_scale(shift, a) * b for a, b in zip(hv, top, strict=True)]
+        value = torch.fmax(value, rho)  # both Rayleigh quotients: the larger is nearer λ_max
+    top, dominant = _unit(top), _unit(dominant)
+    if len(top) != len(factors):  # entries back into factors
+        top, dominant = from_entries(top, shapes), from_entries(dominant, shapes)
+    return value.detach(), Directions(top, dominant)
+
+
+class Directions(NamedTuple):
+    """The unit iterates ``sharpness`` ends with, in the factors' layout: ``top`` (toward the
+    eigenvector of λ_max) and ``dominant`` (toward that of the eigenvalue of largest
+    magnitude)."""
+
+    top: list[Tensor]
+    dominant: list[Tensor]
+
+
+def _dot(a: list[Tensor], b: list[Tensor]) -> Tensor:
+    """⟨a_k, b_k⟩ of every run k ``(K,)``."""
+    return sum(_per_run(x * y) for x, y in zip(a, b, strict=True))
+
+
+def _per_run_scale(s: Tensor, like: Tensor) -> Tensor:
+    """``s (K,)`` shaped to multiply ``like (K, …)``."""
+    return s.view(-1, *[1] * (like.dim() - 1))
 
 
 def _per_run(t: Tensor) -> Tensor:
@@ -89,8 +131,8 @@ def _per_run(t: Tensor) -> Tensor:
 
 
 def _unit(v: list[Tensor]) -> list[Tensor]:
-    norm = torch.sqrt(sum(_per_run(t * t) for t in v))
-    return [t / norm.view(-1, *[1] * (t.dim() - 1)) for t in v]
+    norm = torch.sqrt(_dot(v, v))
+    return [t / _per_run_scale(norm, t) for t in v]
 
 
 STEPS_PER_ITERATION = 60
@@ -125,7 +167,7 @@ class StabilityGuard:
     ) -> None:
         self.problem, self.lr, self.iters, self.on_unstable = problem, lr, iters, on_unstable
         self.limit = limit
-        self.direction: list[Tensor] | None = None
+        self.directions: Directions | None = None
         self.unstable_at_step = torch.full_like(lr, -1, dtype=torch.long)
         self.max_lr_times_sharpness = torch.zeros_like(lr)
         self.warned = False
@@ -135,8 +177,8 @@ class StabilityGuard:
     ) -> tuple[dict[str, Tensor], Tensor | None]:
         """The scalars at ``factors`` (and the adaptive rule's current ``preconditioner``) and
         the runs to stop, if any."""
-        value, self.direction = sharpness(
-            self.problem, factors, self.iters, self.direction, preconditioner
+        value, self.directions = sharpness(
+            self.problem, factors, self.iters, self.directions, preconditioner
         )
         product_ = self.lr * value
         self.max_lr_times_sharpness = torch.fmax(self.max_lr_times_sharpness, product_)
@@ -171,7 +213,12 @@ class StabilityGuard:
     def state(self) -> dict[str, Any]:
         """What a checkpoint keeps, so that a resumed run logs the same sharpness."""
         return {
-            "direction": None if self.direction is None else [v.cpu() for v in self.direction],
+            "direction": None
+            if self.directions is None
+            else [v.cpu() for v in self.directions.top],
+            "dominant": None
+            if self.directions is None
+            else [v.cpu() for v in self.directions.dominant],
             "unstable_at_step": self.unstable_at_step.cpu(),
             "max_lr_times_sharpness": self.max_lr_times_sharpness.cpu(),
             "warned": self.warned,
@@ -179,11 +226,40 @@ class StabilityGuard:
 
     def load(self, state: dict[str, Any]) -> None:
         device = self.lr.device
-        direction = state["direction"]
-        self.direction = None if direction is None else [v.to(device) for v in direction]
+        top = state["direction"]
+        dominant = state.get("dominant") or top  # a checkpoint from before the shift: top
+        self.directions = (
+            None
+            if top is None
+            else Directions([v.to(device) for v in top], [v.to(device) for v in dominant])
+        )
         self.unstable_at_step = state["unstable_at_step"].to(device)
         self.max_lr_times_sharpness = state["max_lr_times_sharpness"].to(device)
         self.warned = state["warned"]
+
+    def per_run(self) -> dict[str, Tensor]:
+        """Every run's ``unstable_at_step`` (−1: never) and ``max_lr_times_sharpness``, on the
+        CPU (``runs.csv``'s columns, ``metrics.json``'s counts)."""
+        return {
+            "unstable_at_step": self.unstable_at_step.cpu(),
+            "max_lr_times_sharpness": self.max_lr_times_sharpness.cpu(),
+        }
+
+    def warning(self) -> str | None:
+        """The line for the run's log when any run crossed the bound: how many, the first
+        step and the largest lr × sharpness; None when none did."""
+        crossed = self.unstable_at_step >= 0
+        if not bool(crossed.any()):
+            return None
+        worst = int(self.max_lr_times_sharpness.argmax())
+        return (
+            f"{int(crossed.sum())} of {len(crossed)} runs crossed lr × sharpness > "
+            f"{self.limit:.4g} (first at step {int(self.unstable_at_step[crossed].min())}; "
+            f"largest {float(self.max_lr_times_sharpness[worst]):.4g}, run {worst} at "
+            f"optim.lr={float(self.lr[worst]):g}): past the bound the steps no longer track the "
+            "gradient flow that Arora et al. (2019) analyse; unstable_at_step in runs.csv / "
+            "metrics.json marks them, and the figures draw them hollow"
+        )
 
     def record(self) -> dict[str, Any]:
         """A single run's ``unstable_at_step`` (None if never) and ``max_lr_times_sharpness``."""

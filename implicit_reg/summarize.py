@@ -8,8 +8,10 @@ cannot be read is ``corrupt``; a job of the multirun's grid with no folder at al
 ``missing``. A folder with no run, or a ``--metric``/``--by`` no run has, is refused with one
 line and exit status 1 before any file is written. A batched run gives one row per run of
 its ``runs.csv``, with ``seed``, ``init.scale`` and ``optim.lr`` as columns. Prints a compact
-table and plots a metric against a swept key (``summary_<metric>_vs_<key>.png``). Runs at the
-end of every multirun (``implicit_reg.sweep_callback``).
+table and plots a metric against a swept key (``summary_<metric>_vs_<key>.png``). Its count
+line gives the runs by status and ``unstable N``: the runs that crossed the stability bound
+(``unstable_at_step`` ≥ 0, whatever their status, or stopped there). Runs at the end of every
+multirun (``implicit_reg.sweep_callback``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from implicit_reg.record import artifacts
 from implicit_reg.record.runs import not_a_folder, run_folders
 
 STATUS_COLUMNS = ("run", "status", "steps", "error")
-NOT_KEYS = {*STATUS_COLUMNS, "flow_time", "wall_time_s"}
+STABILITY = ("unstable_at_step", "max_lr_times_sharpness")
+"""Each run's stability-guard record (``metrics.json`` of a run, columns of ``runs.csv``)."""
+NOT_KEYS = {*STATUS_COLUMNS, "flow_time", "wall_time_s", *STABILITY}
 TABLE_METRICS = ("loss/train",)
 PLOT_METRICS = ("entries/1_1", "norm/nuclear", "loss/train")
 BATCH_COLUMNS = {"seed": "seed", "init_scale": "init.scale", "lr": "optim.lr"}
@@ -197,9 +201,18 @@ def table(rows: list[dict[str, Any]], keys: list[str], metric: str | None, limit
     if len(rows) > limit:
         lines.append(f"… {len(rows) - limit} more rows in summary.csv")
     statuses = [str(row["status"]) for row in rows]
-    counts = ", ".join(f"{s} {statuses.count(s)}" for s in sorted(set(statuses)))
-    lines.append(f"{len(rows)} runs: {counts}")
+    counts = [f"{s} {statuses.count(s)}" for s in sorted(set(statuses)) if s != "unstable"]
+    if "unstable" in statuses or any(k in row for row in rows for k in STABILITY):
+        counts.append(f"unstable {sum(map(crossed_bound, rows))}")
+    lines.append(f"{len(rows)} runs: {', '.join(counts)}")
     return "\n".join(lines)
+
+
+def crossed_bound(row: dict[str, Any]) -> bool:
+    """Whether the run crossed the stability bound lr × sharpness > 2 (or its optimizer's):
+    stopped there (status ``unstable``) or went on with an ``unstable_at_step`` ≥ 0."""
+    step = row.get("unstable_at_step")
+    return row.get("status") == "unstable" or (_finite(step) and step >= 0)
 
 
 def plot_metric(
@@ -260,7 +273,7 @@ def _listing(names: list[str], limit: int = 30) -> str:
 
 
 def _is_metric(key: str, value: Any) -> bool:
-    return ("/" in key or key in ("flow_time", "wall_time_s")) and (
+    return ("/" in key or key in ("flow_time", "wall_time_s", *STABILITY)) and (
         value is None or isinstance(value, (int, float))
     )
 

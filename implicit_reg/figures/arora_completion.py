@@ -5,7 +5,10 @@ each observation count; the nuclear-norm minimizer and the ground truth as refer
 Each point is the median over the seeds of a batched run (``runs.csv``), with the band from the
 25th to the 75th percentile, over the runs that converged (fit the data to ``train.loss_tol``):
 a run stopped by its step budget, diverged or stalled has not found a solution, and the legend
-counts those left out. A job of ``optim=nuclear_norm`` gives
+counts those left out. A run whose lr × sharpness crossed the stability bound
+(``unstable_at_step`` ≥ 0: gradient descent left the flow the theory describes) is out of the
+median and band too: a converged one is drawn on its own as a hollow marker, and the legend
+counts every such run ("k unstable"). A job of ``optim=nuclear_norm`` gives
 the minimizer's line; the ground truth's nuclear norm and effective rank are computed from
 ``final.pt``'s ``ground_truth``.
 """
@@ -40,6 +43,8 @@ NUCLEAR = {"color": "tab:red", "linestyle": "--", "linewidth": 1.6}
 TRUTH = {"color": "black", "linestyle": ":", "linewidth": 1.6}
 KEPT = ("converged",)
 """Statuses whose final W is plotted: a solution of the data."""
+UNSTABLE_GID = "unstable"
+"""The ``gid`` of the hollow markers of the converged runs that crossed the stability bound."""
 
 
 def supports(runs: list[Run]) -> list[Run]:
@@ -84,14 +89,18 @@ def draw_recovery(runs: list[Run], count_key: str, count_label: str, title: str)
         truth = ground_truth_values(mine[0])
         for ax, (tag, label) in zip(row, PANELS, strict=True):
             for depth in sorted(by_depth):
-                scales, lo, mid, hi = median_band(by_depth[depth], tag)
+                rows = by_depth[depth]
+                scales, lo, mid, hi = median_band(rows, tag)
                 colour = style.DEPTH_COLOURS.get(depth, "tab:purple")
-                unfinished = sum(r["status"] != "converged" for r in by_depth[depth])
-                name = f"depth {depth}" + (
-                    f" ({unfinished} not converged, left out)" if unfinished else ""
-                )
-                ax.plot(scales, mid, "o-", color=colour, label=name, ms=4)
+                ax.plot(scales, mid, "o-", color=colour, label=legend(depth, rows), ms=4)
                 ax.fill_between(scales, lo, hi, color=colour, alpha=0.2, lw=0)
+                marked = [r for r in rows if r["unstable"] and r["status"] in KEPT]
+                if marked:
+                    ax.plot(
+                        [r["eps"] for r in marked],
+                        [r.get(tag, math.nan) for r in marked],
+                        "o", color=colour, mfc="none", ms=7, mew=1.4, gid=UNSTABLE_GID,
+                    )  # fmt: skip
             for minimizer in minimizers:
                 value = minimizer.metrics.get(tag)
                 if value is not None:
@@ -113,9 +122,20 @@ def draw_recovery(runs: list[Run], count_key: str, count_label: str, title: str)
     return fig
 
 
+def legend(depth: int, rows: list[dict[str, Any]]) -> str:
+    """``depth d`` with the count of its runs that crossed the stability bound (hollow if they
+    converged) and of those that did not converge (left out)."""
+    unstable = sum(r["unstable"] for r in rows)
+    unfinished = sum(r["status"] not in KEPT for r in rows)
+    notes = [f"{unstable} unstable, hollow if converged"] if unstable else []
+    notes += [f"{unfinished} not converged, left out"] if unfinished else []
+    return f"depth {depth}" + (f" ({'; '.join(notes)})" if notes else "")
+
+
 def final_rows(run: Run) -> list[dict[str, Any]]:
-    """Each run's end-to-end init scale ``eps`` (init.scale^depth), status and final scalars:
-    the rows of a batch's ``runs.csv``, or a batch of one run's ``metrics.json``."""
+    """Each run's end-to-end init scale ``eps`` (init.scale^depth), status, whether it crossed
+    the stability bound (``unstable``) and final scalars: the rows of a batch's ``runs.csv``,
+    or a batch of one run's ``metrics.json``."""
     depth = int(run.cfg.model.depth)
     path = run.folder / "runs.csv"
     if path.exists():
@@ -124,24 +144,26 @@ def final_rows(run: Run) -> list[dict[str, Any]]:
         out = []
         for row in rows:
             values = {k: float(v) if v != "" else math.nan for k, v in row.items() if "/" in k}
-            out.append(
-                {"eps": float(row["init_scale"]) ** depth, "status": row["status"], **values}
-            )
+            eps = float(row["init_scale"]) ** depth
+            unstable = row["status"] == "unstable" or int(row.get("unstable_at_step") or -1) >= 0
+            out.append({"eps": eps, "status": row["status"], "unstable": unstable, **values})
         return out
     values = {k: float(v) for k, v in run.metrics.items() if "/" in k and v is not None}
     (eps,) = run.cfg.batch.end_to_end_scales  # a batch of one run
-    return [{"eps": float(eps), "status": run.metrics.get("status"), **values}]
+    status = run.metrics.get("status")
+    unstable = status == "unstable" or run.metrics.get("unstable_at_step") is not None
+    return [{"eps": float(eps), "status": status, "unstable": unstable, **values}]
 
 
 def median_band(
     rows: list[dict[str, Any]], tag: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(ε, 25th percentile, median, 75th percentile) of ``tag`` over the converged runs at each
-    end-to-end scale, in increasing ε (scales equal to 1e-9 in log10 are one scale)."""
+    """(ε, 25th percentile, median, 75th percentile) of ``tag`` over the converged, stable runs
+    at each end-to-end scale, in increasing ε (scales equal to 1e-9 in log10 are one scale)."""
     groups: dict[float, list[float]] = defaultdict(list)
     for row in rows:
         value = row.get(tag, math.nan)
-        if row["status"] in KEPT and math.isfinite(value):
+        if row["status"] in KEPT and not row["unstable"] and math.isfinite(value):
             groups[round(math.log10(row["eps"]), 9)].append(value)
     keys = sorted(groups)
     stats = np.array([np.percentile(groups[k], [25, 50, 75]) for k in keys]).reshape(-1, 3)

@@ -18,6 +18,8 @@ from implicit_reg.record import artifacts, hparams
 from implicit_reg.record.logger import TensorBoardLogger, quantiles, write_scalars
 
 RUN_COLUMNS = ("run", "seed", "init_scale", "lr", "status", "steps", "flow_time")
+STABILITY_COLUMNS = ("unstable_at_step", "max_lr_times_sharpness")
+"""``runs.csv``'s columns from the stability guard, after ``RUN_COLUMNS``, when it runs."""
 CSV_CHUNK = 65536
 
 
@@ -87,9 +89,14 @@ def batch(
     wall_time: float,
     device: torch.device,
     interrupted: bool,
+    stability: dict[str, Tensor],
 ) -> dict[str, Any]:
     """Log the final quantiles and the tracked runs' final values and HParams, write
-    ``runs.csv`` and ``final.pt``; return ``metrics.json``'s dict."""
+    ``runs.csv`` and ``final.pt``; return ``metrics.json``'s dict. ``stability`` holds each
+    run's ``unstable_at_step`` (−1: never) and ``max_lr_times_sharpness`` from the stability
+    guard (``StabilityGuard.per_run``; empty when it is off): columns of ``runs.csv``, and in
+    ``metrics.json`` the count ``unstable_runs`` of runs that crossed the bound (whatever their
+    status) and the quantiles and largest value of ``max_lr_times_sharpness`` over all runs."""
     names = runs.names()
     counts = {s: names.count(s) for s in STATUSES}
     kept = runs.status != DIVERGED
@@ -129,7 +136,9 @@ def batch(
         "device": str(device),
         "seed": int(cfg.seed),
     }
-    write_runs_csv(out_dir / "runs.csv", grid, runs, lr, values)
+    if stability:
+        result.update(stability_summary(stability))
+    write_runs_csv(out_dir / "runs.csv", grid, runs, lr, values, stability)
     if not interrupted:
         artifacts.save_torch(
             out_dir / "final.pt",
@@ -147,9 +156,34 @@ def batch(
     return result
 
 
+def stability_summary(stability: dict[str, Tensor]) -> dict[str, Any]:
+    """``unstable_runs`` (the runs with ``unstable_at_step`` ≥ 0) and
+    ``max_lr_times_sharpness/q10|median|q90|max`` over all runs (a diverged run's largest value
+    is that of its last finite state)."""
+    largest = stability["max_lr_times_sharpness"]
+    everyone = torch.ones_like(largest, dtype=torch.bool)
+    return {
+        "unstable_runs": int((stability["unstable_at_step"] >= 0).sum()),
+        **quantiles({"max_lr_times_sharpness": largest}, everyone),
+        "max_lr_times_sharpness/max": float(largest.max()),
+    }
+
+
 def batch_line(result: dict[str, Any], out_dir: Path) -> str:
-    """The line printed at the end of a batch."""
-    counts = ", ".join(f"{s} {result[f'runs/{s}']}" for s in STATUSES if f"runs/{s}" in result)
+    """The line printed at the end of a batch: the runs by status, and ``unstable N`` the runs
+    that crossed the stability bound (``unstable_runs``, whatever their status; without the
+    guard, those stopped as ``unstable``)."""
+    unstable = result.get("unstable_runs", result.get("runs/unstable", 0))
+    counts = ", ".join(
+        [
+            *(
+                f"{s} {result[f'runs/{s}']}"
+                for s in STATUSES
+                if f"runs/{s}" in result and s != "unstable"
+            ),
+            f"unstable {unstable}",
+        ]
+    )
     return (
         f"{result['runs']} runs in {result['wall_time_s']:.2f} s "
         f"({result['run_steps_per_s']:.3g} run-steps/s): {counts} → {out_dir}"
@@ -157,14 +191,21 @@ def batch_line(result: dict[str, Any], out_dir: Path) -> str:
 
 
 def write_runs_csv(
-    path: Path, grid: Grid, runs: Runs, lr: Tensor, values: dict[str, Tensor]
+    path: Path,
+    grid: Grid,
+    runs: Runs,
+    lr: Tensor,
+    values: dict[str, Tensor],
+    stability: dict[str, Tensor],
 ) -> None:
-    """One row per run: its seed, init scale, lr, status, steps, flow time and final scalars
-    (``repr``, empty where non-finite), ``CSV_CHUNK`` rows at a time."""
+    """One row per run: its seed, init scale, lr, status, steps, flow time, the guard's
+    ``unstable_at_step`` (−1: never) and ``max_lr_times_sharpness`` (when it runs) and the final
+    scalars (``repr``, empty where non-finite), ``CSV_CHUNK`` rows at a time."""
     tags = list(values)
+    guarded = list(STABILITY_COLUMNS) if stability else []
 
     def write(f: Any) -> None:
-        f.write(",".join([*RUN_COLUMNS, *tags]) + "\n")
+        f.write(",".join([*RUN_COLUMNS, *guarded, *tags]) + "\n")
         for lo in range(0, len(grid), CSV_CHUNK):
             part = slice(lo, lo + CSV_CHUNK)
             steps = runs.steps[part].cpu()
@@ -176,11 +217,22 @@ def write_runs_csv(
                 (STATUSES[c] for c in runs.status[part].tolist()),
                 map(str, steps.tolist()),
                 _floats(lr[part].double().cpu() * steps),
+                *_stability_columns(stability, part),
                 *(_floats(values[t][part]) for t in tags),
             ]
             f.write("\n".join(map(",".join, zip(*columns, strict=True))) + "\n")
 
     artifacts.atomic_write(path, write)
+
+
+def _stability_columns(stability: dict[str, Tensor], part: slice) -> list[Any]:
+    """The ``STABILITY_COLUMNS`` of the rows ``part`` (none without the guard)."""
+    if not stability:
+        return []
+    return [
+        map(str, stability["unstable_at_step"][part].tolist()),
+        _floats(stability["max_lr_times_sharpness"][part]),
+    ]
 
 
 def _floats(x: Tensor) -> list[str]:
