@@ -39,7 +39,7 @@ def _cfg(kind: str, count_key: str, count: int, optim: str, depth: int, scale: f
         "optim": {"name": optim, "lr": 0.01},
         "model": {"depth": depth},
         "init": {"scale": scale, "kind": "balanced", "det": "any"},
-        "batch": {"end_to_end_scales": list(SCALES) if optim == "gd" else None},
+        "batch": {"end_to_end_scales": list(SCALES) if optim != "nuclear_norm" else None},
     }
 
 
@@ -49,13 +49,15 @@ def planted(depth: int, count: int, tag: str, eps: float) -> np.ndarray:
     return SPREAD * (1 + depth) * (count / 100) * (1 + 0.5 * (eps == SCALES[1])) + offset
 
 
-def make_sweep(root: Path, kind: str = "matrix_completion", count_key: str = "observed") -> Path:
+def make_sweep(
+    root: Path, kind: str = "matrix_completion", count_key: str = "observed", optim: str = "gd"
+) -> Path:
     """Jobs: depths 2 and 3 at counts 100 and 200 (a batch of 5 seeds × 2 scales, plus one
-    diverged run with absurd values), and a nuclear-norm job per count."""
+    diverged run with absurd values, trained by ``optim``), and a nuclear-norm job per count."""
     job = 0
     for count in (100, 200):
         for depth in (2, 3):
-            folder = _job(root / str(job), _cfg(kind, count_key, count, "gd", depth, 0.1))
+            folder = _job(root / str(job), _cfg(kind, count_key, count, optim, depth, 0.1))
             rows = []
             for seed in range(5):
                 for eps in SCALES:
@@ -94,10 +96,12 @@ def _line(ax, label: str):
         (arora_sensing, "matrix_sensing", "measurements"),
     ],
 )
+@pytest.mark.parametrize("optim", ["gd", "group_rmsprop"])  # the presets train by the paper's
 def test_recovery_figure_plots_medians_quartiles_and_reference_lines(
-    tmp_path: Path, module, kind: str, count_key: str
+    tmp_path: Path, module, kind: str, count_key: str, optim: str
 ) -> None:
-    runs = module.supports(find_runs(make_sweep(tmp_path, kind, count_key)))
+    """Catches a figure that draws gradient descent's runs only (the presets use GroupRMSprop)."""
+    runs = module.supports(find_runs(make_sweep(tmp_path, kind, count_key, optim)))
     assert len(runs) == 6
     fig = module.draw(runs)
     axes = np.array(fig.axes).reshape(2, 3)

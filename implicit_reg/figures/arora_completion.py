@@ -63,7 +63,7 @@ def supported(runs: list[Run], problem: str) -> list[Run]:
     descents = [
         r
         for r in mine
-        if r.cfg.optim.name == "gd"
+        if r.has_path  # any stepped optimizer (the paper's GroupRMSprop, GD, …)
         and OmegaConf.select(r.cfg, "batch.end_to_end_scales", default=None) is not None
     ]
     if not descents:
@@ -81,7 +81,7 @@ def draw_recovery(runs: list[Run], count_key: str, count_label: str, title: str)
     fig, grid = style.grid(len(counts), len(PANELS), width=4.6, height=3.6)
     for row, count in zip(grid, counts, strict=True):
         mine = [r for r in runs if int(r.cfg.problem[count_key]) == count]
-        descents = [r for r in mine if r.cfg.optim.name == "gd"]
+        descents = [r for r in mine if r.has_path]
         minimizers = [r for r in mine if not r.has_path]  # the solved baseline
         by_depth = defaultdict(list)
         for run in descents:
