@@ -187,10 +187,8 @@ def test_dynamics_figure_plots_the_median_singular_values_over_flow_time(tmp_pat
             np.testing.assert_allclose(line.get_xdata(), t[:, columns].max(axis=1))
             np.testing.assert_allclose(line.get_ydata(), np.median(sv[:, columns, i], axis=1))
         truth_lines = [ln for ln in ax.get_lines() if ln.get_linestyle() == ":"]
-        assert sorted(float(ln.get_ydata()[0]) for ln in truth_lines if len(ln.get_ydata())) == [
-            1.0,
-            3.0,
-        ]
+        levels = sorted(float(ln.get_ydata()[0]) for ln in truth_lines if len(ln.get_ydata()))
+        assert levels == pytest.approx([1.0, 3.0], rel=1e-12)  # σ(W*) through an SVD
 
 
 def test_dynamics_figure_needs_a_history(tmp_path: Path, train_run) -> None:

@@ -242,6 +242,7 @@ def test_max_time_is_each_runs_own_step_budget(tmp_path):
     cfg = config(*QUIET, "batch.lrs=[0.5,0.25]", "train.max_time=1.5", "train.loss_tol=0")
     result = run(cfg, tmp_path)
     rows = read_rows(tmp_path / "runs.csv")
+    # 1.5/0.5 and 1.5/0.25 are exact in binary: these counts hold on any IEEE CPU
     assert [(r["status"], int(r["steps"])) for r in rows] == [("max_steps", 3), ("max_steps", 6)]
     assert result["flow_time"] == pytest.approx(1.5)
 

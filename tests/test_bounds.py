@@ -101,6 +101,7 @@ def test_bound_fails_off_the_branch() -> None:
         assert abs(float(loss(W)) - ell) <= 1e-12 * ell  # exact up to a few roundings
         assert abs(float(W[0, 0])) < float(theory.w11_lower_bound(ell_t))
     zero_loss = torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=torch.float64)
+    # entries 0 and ±1: every product and sum (and LU's one row swap) is exact on any CPU
     assert float(loss(zero_loss)) == 0.0 and torch.linalg.det(zero_loss) == -1
     ell = torch.tensor(1e-4, dtype=torch.float64)
     assert float(metrics.frobenius(zero_loss)) < float(theory.norm_lower_bound(ell))
@@ -146,9 +147,12 @@ def test_effective_rank_curve_range() -> None:
     below = torch.linspace(1e-6, threshold, 2001, dtype=torch.float64)
     curve = theory.effective_rank_upper_bound(below)
     assert (curve.diff() > 0).all()
-    assert 2 - 1e-12 <= float(curve[-1]) <= 2  # exp H(½) = 2; H is flat at ½, so to ~(Δρ)²
+    # exp H(½) = 2; H is flat at ½, so to ~(Δρ)²; exp and log are within an ulp or two of exact
+    # (glibc, SLEEF), which may round 2 up: 4 ε above
+    assert 2 - 1e-12 <= float(curve[-1]) <= 2 + 4 * EPS
     above = torch.linspace(threshold, 1 / 8, 200, dtype=torch.float64)[1:]
-    assert (theory.effective_rank_upper_bound(above) == 2).all()
+    # 2 to the rounding of exp and log (the unclamped curve is ≥ 2e-5 below 2 from the first point)
+    assert ((theory.effective_rank_upper_bound(above) - 2).abs() <= 4 * EPS).all()
 
 
 def test_effective_rank_bound_holds_between_the_threshold_and_one_eighth() -> None:

@@ -134,6 +134,7 @@ def test_sharpness_is_the_top_hessian_eigenvalue():
     stacked = [torch.stack([f, 0.5 * f, f]) for f in factors]
     value, _ = sharpness(completion, stacked, iters=300)
     assert float(value[0]) == pytest.approx(float(top), rel=1e-6)
+    # runs 0 and 2 are the same factors in one batch, in one process: the same bits
     assert float(value[2]) == float(value[0]) and float(value[1]) != pytest.approx(float(top))
 
 

@@ -131,4 +131,5 @@ def test_max_time_runs_every_step_that_fits(train_run) -> None:
     ],
 )
 def test_steps_within_is_the_largest_count_that_fits(max_time: float, lr: float, steps: int):
+    # the quotients are IEEE divisions, correctly rounded on every CPU: the same counts everywhere
     assert int(steps_within(max_time, torch.tensor([lr], dtype=torch.float64))[0]) == steps

@@ -59,6 +59,7 @@ def test_completion_measurements_are_the_observed_entries(shape):
     assert A.shape == (int(problem.mask.sum()), *shape)
     W = torch.randn(*shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     A = A.to_dense()
+    # Aₖ holds one 1 among 0s: every product and sum is exact, on any CPU
     assert torch.equal(torch.einsum("kij,ij->k", A, W), W[problem.mask])
     assert torch.equal(y, problem.target[problem.mask])
     assert torch.equal(A.sum(0), problem.mask.double())  # one e_i e_jᵀ per observed entry

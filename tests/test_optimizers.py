@@ -214,7 +214,7 @@ def test_divergence_under_adam_ends_at_the_last_finite_factors_and_state(complet
     """Adam's step is at most about lr per entry, and its second moment overflows (freezing the
     run) before the loss does, so a blow-up needs ε so large that the step is lr·m̂/ε, GD-like
     (effective step lr/ε), until the growing gradient makes it ±lr at once: run 1 (lr/ε = 1.5)
-    overflows at step 11, mid-window (check_every = 7). ``descend`` must leave it at the
+    overflows mid-window (step 11 here; check_every = 7). ``descend`` must leave it at the
     factors and the Adam state of its last finite step, as stepping the batch by hand finds
     them, and the other runs as if alone. Catches: a snapshot without the optimizer state (the
     replay starts from later moments and lands elsewhere), a replay that moves or updates the
@@ -234,7 +234,9 @@ def test_divergence_under_adam_ends_at_the_last_finite_factors_and_state(complet
             break
         finite_factors, finite_state = stepper.factors(), rule.state()
         rule.step(lr)
-    assert first_inf == 11
+    # strictly between two host checks (7, 14): what the replay is tested on; the exact step
+    # follows from the start's draws and need not be pinned
+    assert 7 < first_inf < 14
 
     stepper = make_stepper(start, completion_2x2, entries=False)
     rule = Adam(stepper, betas=(0.9, 0.999), eps=eps)

@@ -13,7 +13,9 @@ def test_a_run_at_a_saddle_stops_as_stalled(train_run, caplog):
     factors' rounding: the run stops at the first check after its start, with a warning.
     Catches: no stall check (the run would go on to ``max_steps`` at step 2000)."""
     metrics, _ = train_run(*SADDLE)
-    assert metrics["status"] == "stalled" and metrics["steps"] == 100  # batch.check_every
+    # the first host check (batch.check_every): η∇ℓ ≈ 1e-202 against the factors' ulp ≈ 1e-116,
+    # so no entry moves on any IEEE CPU, whatever its kernels round
+    assert metrics["status"] == "stalled" and metrics["steps"] == 100
     assert any("stalled" in r.message and "init.scale" in r.message for r in caplog.records)
 
 
