@@ -7,11 +7,12 @@ GroupRMSprop (lr 1e-3, ε 1e-4 on the mean squared error), float32, end-to-end i
 times, in turn (alternated, so a change in the machine's load hits every row alike):
 
 - ``theirs``: their ``main.py`` for ``--steps`` iterations (it logs every 1,000);
-- ``ours, default``: ``train.py experiment=arora2019_completion method=depth3`` as one run
-  with its default logging;
-- ``ours, lean``: the same with ``train.log_per_decade=0 train.sharpness_iters=0``;
-- ``ours, batch of 20``: 5 draws × ε = 1e-4 … 1e-7 in one stacked run;
-- ``ours, batch of 20, threads=auto``: the batch on every core (the rows above use one).
+- then each of ``--rows`` of ours (all by default):
+  ``default``: ``train.py experiment=arora2019_completion method=depth3`` as one run with its
+  default logging; ``lean``: the same with ``train.log_per_decade=0 train.sharpness_iters=0``;
+  ``batch``: 5 draws × ε = 1e-4 … 1e-7 in one stacked run; ``batch_auto``: the batch with
+  ``batch.threads=auto`` (every core; the rows above use one). With ``--baseline DIR`` each
+  row also runs from that checkout of ours (before/after a change, in the same rounds).
 
 Per step excludes start-up on both sides: theirs is the time between their first and last
 ``Iter #`` log lines (their logger stamps milliseconds), ours is ``wall_time_s`` of
@@ -30,6 +31,7 @@ tensorboardX) go in a separate folder, given as ``--reference-pythonpath``.
 
     python benchmarks/arora_reference.py --reference ../deep_matrix_factorization \\
         --reference-pythonpath ../refdeps --steps 3000 --repeats 3 --converge
+    python benchmarks/arora_reference.py --reference … --rows default --baseline ../before
 """
 
 from __future__ import annotations
@@ -61,13 +63,13 @@ OURS = (
 SINGLE = ("batch.seeds=1", "batch.end_to_end_scales=[1e-4]")
 BATCH = ("batch.seeds=5", "batch.end_to_end_scales=[1e-4,1e-5,1e-6,1e-7]")
 LEAN = ("train.log_per_decade=0", "train.sharpness_iters=0")
-# (row label, overrides, runs per step, threads override)
-ROWS = (
-    ("ours, default", SINGLE, 1, "batch.threads=1"),
-    ("ours, lean", SINGLE + LEAN, 1, "batch.threads=1"),
-    ("ours, batch of 20", BATCH, BATCH_RUNS, "batch.threads=1"),
-    ("ours, batch of 20, threads=auto", BATCH, BATCH_RUNS, "batch.threads=auto"),
-)
+# row name: (overrides, runs per step)
+ROWS = {
+    "default": ((*SINGLE, "batch.threads=1"), 1),
+    "lean": ((*SINGLE, *LEAN, "batch.threads=1"), 1),
+    "batch": ((*BATCH, "batch.threads=1"), BATCH_RUNS),
+    "batch_auto": ((*BATCH, "batch.threads=auto"), BATCH_RUNS),
+}
 ITER_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*Iter #(\d+): train = (\S+),")
 
 
@@ -145,19 +147,21 @@ def theirs_per_step(reference: Reference, steps: int) -> float:
     return (t1 - t0) / (i1 - i0)
 
 
-def ours(overrides: tuple[str, ...], out: Path) -> dict:
-    """``train.py`` with ``overrides`` into ``out``: its metrics.json."""
+def ours(overrides: tuple[str, ...], out: Path, checkout: Path = ROOT) -> dict:
+    """``train.py`` of ``checkout`` with ``overrides`` into ``out``: its metrics.json."""
     command = [sys.executable, "train.py", *OURS, *overrides, f"hydra.run.dir={out}"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, cwd=checkout, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         _refuse(f"train.py {' '.join(overrides)} failed:\n{done.stderr[-3000:]}")
     return json.loads((out / "metrics.json").read_text())
 
 
-def ours_per_run_step(overrides: tuple[str, ...], runs: int, steps: int, out: Path) -> float:
-    """Seconds per run-step of our loop (``wall_time_s`` of ``steps`` steps over ``runs``)."""
+def ours_per_run_step(row: str, steps: int, out: Path, checkout: Path = ROOT) -> float:
+    """Seconds per run-step of our loop in ``row`` (``wall_time_s`` of ``steps`` steps over
+    its runs)."""
+    overrides, runs = ROWS[row]
     fixed = ("train.loss_tol=0", "train.mse_tol=null", f"train.max_steps={steps}")
-    metrics = ours(overrides + fixed, out)
+    metrics = ours(overrides + fixed, out, checkout)
     if metrics["gradient_evaluations"] != steps * runs:
         _refuse(f"{metrics['gradient_evaluations']} run-steps, not {steps} × {runs}")
     return metrics["wall_time_s"] / (steps * runs)
@@ -187,6 +191,8 @@ def main() -> None:
     parser.add_argument("--reference-pythonpath", help="PYTHONPATH for their extra packages")
     parser.add_argument("--steps", type=int, default=3000, help="steps per timing (×1000)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
+    parser.add_argument("--baseline", type=Path, help="another checkout of ours, timed alike")
     parser.add_argument("--converge", action="store_true", help="also time MSE ≤ 1e-6")
     parser.add_argument("--json", type=Path, help="write the timings here too")
     args = parser.parse_args()
@@ -194,6 +200,8 @@ def main() -> None:
         _refuse(f"--reference {args.reference}: no main.py and gen_gt.py there")
     if args.steps < LOG_EVERY or args.steps % LOG_EVERY:
         _refuse(f"--steps {args.steps}: a positive multiple of {LOG_EVERY} (their log interval)")
+    if args.baseline is not None and not (args.baseline / "train.py").is_file():
+        _refuse(f"--baseline {args.baseline}: no train.py there")
     if args.repeats < 1:
         _refuse(f"--repeats {args.repeats}: at least 1")
 
@@ -203,14 +211,20 @@ def main() -> None:
         work = Path(tmp)
         reference = Reference(args.reference.resolve(), args.reference_pythonpath, work)
         reference.make_data()
-        times: dict[str, list[float]] = {"theirs": [], **{row[0]: [] for row in ROWS}}
+        checkouts = {"ours": ROOT}
+        if args.baseline is not None:
+            checkouts["baseline"] = args.baseline.resolve()
+        times: dict[str, list[float]] = {"theirs": []}
         for repeat in range(args.repeats):
             times["theirs"].append(theirs_per_step(reference, args.steps))
             print(f"[{repeat}] theirs {1e3 * times['theirs'][-1]:.3f} ms", flush=True)
-            for index, (label, overrides, runs, threads) in enumerate(ROWS):
-                out = work / f"ours_{repeat}_{index}"
-                times[label].append(ours_per_run_step((*overrides, threads), runs, args.steps, out))
-                print(f"[{repeat}] {label} {1e3 * times[label][-1]:.3f} ms", flush=True)
+            for row in args.rows:
+                for name, checkout in checkouts.items():
+                    label = f"{name}, {row}"
+                    out = work / f"{name}_{repeat}_{row}"
+                    seconds = ours_per_run_step(row, args.steps, out, checkout)
+                    times.setdefault(label, []).append(seconds)
+                    print(f"[{repeat}] {label} {1e3 * seconds:.3f} ms", flush=True)
         reached = converge(reference, work) if args.converge else None
     load = os.getloadavg()
 
