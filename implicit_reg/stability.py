@@ -74,13 +74,11 @@ def sharpness(
         def hessian_times(v: list[Tensor]) -> list[Tensor]:
             """S ∇²f S v for unit v, S = P^{−1/2} (or 1), every run at once."""
             u = v if scale is None else [a * b for a, b in zip(v, scale, strict=True)]
+            # ∇²f u = ∇⟨∇f, u⟩ with u held fixed: a scalar's gradient (no grad_outputs, whose
+            # shape check imports SymPy, seconds at the first check of a process)
+            inner = sum((grads[i] * u[i]).sum() for i in live)
             hv = torch.autograd.grad(
-                [grads[i] for i in live],
-                params,
-                grad_outputs=[u[i] for i in live],
-                retain_graph=True,
-                allow_unused=True,
-                materialize_grads=True,
+                inner, params, retain_graph=True, allow_unused=True, materialize_grads=True
             )
             if scale is not None:
                 hv = [a * b for a, b in zip(hv, scale, strict=True)]

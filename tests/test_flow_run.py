@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -175,3 +178,26 @@ def test_sharpness_entry_by_entry_equals_batched_matmul(unobserved_row):
         torch.testing.assert_close(value[part : part + half], alone, rtol=1e-10, atol=0)
         for d, a in zip(direction, along, strict=True):
             torch.testing.assert_close(d[part : part + half], a, rtol=1e-8, atol=1e-10)
+
+
+def test_sharpness_does_not_import_sympy():
+    """A Hessian-vector product taken as ``autograd.grad`` with ``grad_outputs`` makes torch check
+    their shapes through ``torch.fx.experimental.symbolic_shapes``, which imports SymPy: seconds
+    at a process's first stability check (as long as ~1,000 steps of a 100×100 run). The guard
+    differentiates the scalar ⟨∇f, u⟩ instead; a fresh process must not load SymPy."""
+    code = (
+        "import sys, torch\n"
+        "from implicit_reg.problems import MatrixCompletion\n"
+        "from implicit_reg.stability import sharpness\n"
+        "target = torch.arange(1.0, 10.0, dtype=torch.float64).view(3, 3)\n"
+        "problem = MatrixCompletion(target, target > 2, infimal_rank=1)\n"
+        "factors = [torch.full((1, 3, 3), 0.5, dtype=torch.float64) for _ in range(3)]\n"
+        "value, _ = sharpness(problem, factors, iters=3)\n"
+        "assert float(value[0]) > 0\n"
+        "print('sympy' in sys.modules)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "False"
