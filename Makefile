@@ -41,7 +41,7 @@ figures: install  ## run every configs/experiment preset and draw its figure int
 	done
 	@ls outputs/figures/*.png
 
-ARORA ?= arora2019_completion_quick arora2019_sensing_quick arora2019_dynamics_quick
+ARORA ?= arora2019_completion_quick arora2019_sensing_quick arora2019_dynamics_quick arora2019_observations_quick
 
 arora2019: install  ## Arora et al. (2019) presets (ARORA="arora2019_completion ..." for the full ones, on a GPU)
 	$(PY) -m pip install -q -e ".[baselines]"
