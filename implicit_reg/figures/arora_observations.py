@@ -88,7 +88,7 @@ def draw(runs: list[Run]) -> Figure:
         ax.set_title(f"end-to-end init scale ε = {eps:.0e}")
         ax.legend(loc="best", fontsize=8)
     fig.suptitle(
-        "Matrix completion: reconstruction error against the number of observed entries "
+        "Matrix completion: error against the number of observed entries\n"
         "(median and interquartile range over seeds)"
     )
     fig.tight_layout()
