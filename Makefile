@@ -41,7 +41,7 @@ figures: install  ## run every configs/experiment preset and draw its figure int
 	done
 	@ls outputs/figures/*.png
 
-ARORA ?= arora2019_completion_quick arora2019_sensing_quick arora2019_dynamics_quick
+ARORA ?= arora2019_completion_quick arora2019_sensing_quick arora2019_dynamics_quick arora2019_observations_quick
 ARORA_FULL := arora2019_completion arora2019_dynamics arora2019_observations arora2019_sensing
 
 arora2019-full: install  ## the full-size Arora et al. (2019) presets (docs/arora2019.md: hours on a CPU)

@@ -130,6 +130,7 @@ def _train(cfg: DictConfig, out_dir: Path, folder: run_folder.Folder) -> dict[st
             guard.load(resumed.guard)
     logged = -1  # a single run's last logged step
     history = None  # each run's top singular values at the logged steps (singular_values.npz)
+    align = records_alignment(cfg)
     if cfg.train.singular_value_history > 0:
         history = SingularValueHistory.resume(out_dir, cfg.train.singular_value_history, start_step)
 
@@ -152,7 +153,7 @@ def _train(cfg: DictConfig, out_dir: Path, folder: run_folder.Folder) -> dict[st
             W, flow_time, diverged = W[rows], flow_time[rows], diverged[rows]
             start = None if W0 is None else W0[rows]
             stability = {tag: value[rows] for tag, value in stability.items()}
-        values = scalars.compute_runs(problem, W, flow_time, start, cfg.train.max_tracked)
+        values = scalars.compute_runs(problem, W, flow_time, start, cfg.train.max_tracked, align)
         if history is not None:  # rows is None: config.validate caps such a batch's size
             history.append(step, values)
         floats = logger.log(step, {**values, **stability}, ~diverged, counts, rows)
@@ -247,7 +248,7 @@ def _train(cfg: DictConfig, out_dir: Path, folder: run_folder.Folder) -> dict[st
         folder.write_metrics(cfg, result)
         log.info("\n%s", summary(result, out_dir))
         return result
-    values = scalars.compute_runs(problem, W, lr * runs.steps, W0, cfg.train.max_tracked)
+    values = scalars.compute_runs(problem, W, lr * runs.steps, W0, cfg.train.max_tracked, align)
     final_step = int(runs.steps.max())
     if history is not None and not interrupted and history.steps[-1:] != [final_step]:
         history.append(final_step, values)  # each run's final state, as runs.csv has it
@@ -260,6 +261,12 @@ def _train(cfg: DictConfig, out_dir: Path, folder: run_folder.Folder) -> dict[st
     folder.write_metrics(cfg, result)
     log.info("%s", outputs.batch_line(result, out_dir))
     return result
+
+
+def records_alignment(cfg: DictConfig) -> bool:
+    """Whether the logs carry |Uᵀ∇ℓ(W)V| (``implicit_reg.alignment``): with the singular value
+    history (Fig. 3 of Arora et al. 2019 plots both), for a matrix problem."""
+    return cfg.train.singular_value_history > 0 and cfg.problem.kind != "least_squares"
 
 
 def step_budget(cfg: DictConfig, lr: Tensor) -> Tensor:
@@ -310,7 +317,9 @@ def _flow(
 
     def on_log(step: int, flow_time: float, W: Tensor, exact: dict[str, Tensor] | None = None):
         times = torch.tensor([flow_time], dtype=W.dtype, device=W.device)
-        values = scalars.compute_runs(problem, W.unsqueeze(0), times, W0, cfg.train.max_tracked)
+        values = scalars.compute_runs(
+            problem, W.unsqueeze(0), times, W0, cfg.train.max_tracked, records_alignment(cfg)
+        )
         values.update({k: v.reshape(1) for k, v in (exact or {}).items()})
         if history is not None:
             history.append(step, values)

@@ -6,7 +6,8 @@ Tags (the output contract; ``metrics.json`` uses the same names):
 ``det/sign`` (square problems), ``error/reconstruction`` (where the problem's ground truth W* is
 known: random completion, sensing), ``time/flow``, plus each problem's own: ``entries/<i>_<j>`` for
 the unobserved entries of a completion, ``loss/test`` where its ground truth is known;
-``beta/<i>``, ``norm/l2``, ``dist/min_norm``, ``dist/flow_closed_form`` for least squares.
+``beta/<i>``, ``norm/l2``, ``dist/min_norm``, ``dist/flow_closed_form`` for least squares;
+with ``alignment``, the ``alignment/*`` tags of ``implicit_reg.alignment`` (|Uᵀ∇ℓ(W)V|).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 from torch import Tensor
 
 from implicit_reg import metrics
+from implicit_reg.alignment import gradient_alignment
 from implicit_reg.problems import Problem
 
 
@@ -25,8 +27,10 @@ def compute(
     flow_time: float,
     W0: Tensor | None = None,
     max_tracked: int = 16,
+    alignment: bool = False,
 ) -> dict[str, Tensor]:
-    """Every logged scalar at W ``(*runs, rows, cols)``, each a tensor of shape ``runs``."""
+    """Every logged scalar at W ``(*runs, rows, cols)``, each a tensor of shape ``runs``;
+    ``alignment`` adds those of |Uᵀ∇ℓ(W)V| (a matrix problem's ``Problem.gradient``)."""
     with torch.no_grad():
         s = metrics.singular_values(W)
         out = {
@@ -49,12 +53,19 @@ def compute(
         if problem.ground_truth is not None:
             out["error/reconstruction"] = metrics.reconstruction_error(W, problem.ground_truth)
         out.update(problem.scalars(W, flow_time, W0))
+        if alignment:
+            out.update(gradient_alignment(W, problem.gradient(W)))
         out["time/flow"] = torch.full_like(s[..., 0], flow_time)
     return out
 
 
 def compute_runs(
-    problem: Problem, W: Tensor, flow_times: Tensor, W0: Tensor | None, max_tracked: int
+    problem: Problem,
+    W: Tensor,
+    flow_times: Tensor,
+    W0: Tensor | None,
+    max_tracked: int,
+    alignment: bool = False,
 ) -> dict[str, Tensor]:
     """``compute`` for runs ``(K, rows, cols)`` at their own flow times ``(K,)``, each tag
     ``(K,)``. Only the closed-form flow of depth 1 (W0 given) depends on the time; there the runs
@@ -63,12 +74,13 @@ def compute_runs(
     bad = ~torch.isfinite(W).flatten(1).all(1)
     W = torch.where(bad[:, None, None], 0.0, W)
     if W0 is None:
-        values = compute(problem, W, flow_time=0.0, max_tracked=max_tracked)
+        values = compute(problem, W, flow_time=0.0, max_tracked=max_tracked, alignment=alignment)
     else:
         values = {}
         for t in flow_times.unique().tolist():
             runs = flow_times == t
-            part = compute(problem, W[runs], flow_time=t, W0=W0[runs], max_tracked=max_tracked)
+            part = compute(problem, W[runs], flow_time=t, W0=W0[runs], max_tracked=max_tracked,
+                           alignment=alignment)  # fmt: skip
             for tag, value in part.items():
                 values.setdefault(tag, value.new_empty(W.shape[0]))[runs] = value
     values = {tag: torch.where(bad, torch.nan, value) for tag, value in values.items()}

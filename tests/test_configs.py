@@ -17,8 +17,12 @@ OPTIONS = [
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
-def test_every_config_option_composes(compose_cfg, group: str, option: str) -> None:
-    cfg = compose_cfg(f"{group}={option}")
+def test_every_config_option_composes(compose_cfg, tmp_path, group: str, option: str) -> None:
+    extra = []
+    if (group, option) == ("problem", "movielens"):  # the user's file: one rating of u.data
+        (tmp_path / "u.data").write_text("3\t2\t4\t881250949\n")
+        extra = [f"problem.path={tmp_path / 'u.data'}"]
+    cfg = compose_cfg(f"{group}={option}", *extra)
     problem = build_problem(cfg.problem, torch.device("cpu"), torch.float64)
     assert problem.loss(torch.zeros(problem.shape, dtype=torch.float64)).item() > 0
 

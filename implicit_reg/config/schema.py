@@ -159,6 +159,20 @@ class MatrixSensingSchema:
 
 
 @dataclass
+class MovieLensSchema:
+    """MovieLens 100K's ratings from the user's ``u.data`` at ``path``
+    (``implicit_reg.problems.movielens``); ``seed`` is unused (the data are the file's)."""
+
+    name: str = "movielens"
+    kind: str = "movielens"
+    path: Optional[str] = None
+    rows: int = 943
+    cols: int = 1682
+    infimal_rank: int = 10
+    seed: int = 0
+
+
+@dataclass
 class BatchSchema:
     """Batched runs: the grid seeds × init_scales × lrs as one stacked tensor (README, Sweeps)."""
 
@@ -208,6 +222,7 @@ _STORE: dict[str, Any] = {
     "problem_least_squares": _global("problem", LeastSquaresSchema),
     "problem_matrix_completion": _global("problem", MatrixCompletionSchema),
     "problem_matrix_sensing": _global("problem", MatrixSensingSchema),
+    "problem_movielens": _global("problem", MovieLensSchema),
 }
 
 

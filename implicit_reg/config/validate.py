@@ -16,6 +16,7 @@ from implicit_reg import baselines, batch, init
 from implicit_reg.config.device import DEVICES, DTYPES
 from implicit_reg.dynamics import optimizers
 from implicit_reg.problems import KINDS as PROBLEM_KINDS
+from implicit_reg.problems.movielens import WHERE, RatingsError, read_ratings
 from implicit_reg.record import history
 
 STEPPED = ("gd", *optimizers.NAMES)  # what trains a batch of several runs
@@ -284,6 +285,8 @@ def _validate_problem(cfg: DictConfig) -> None:
     if p.kind == "least_squares":
         check_number(cfg, "problem.n", minimum=1, strict=False, integer=True)
         check_number(cfg, "problem.d", minimum=1, strict=False, integer=True)
+    elif p.kind == "movielens":
+        _validate_movielens(cfg)
     elif p.get("target") is not None:
         _validate_given_target(cfg)
     else:
@@ -297,6 +300,26 @@ def _validate_problem(cfg: DictConfig) -> None:
             raise ConfigError(
                 "problem.observed", p.observed, f"an integer in [1, {p.rows * p.cols}]"
             )
+
+
+def _validate_movielens(cfg: DictConfig) -> None:
+    """``problem=movielens``: the shape, the infimal rank, and a readable ``u.data`` at
+    ``problem.path`` (read here, so that a missing or malformed file is refused before any
+    folder exists)."""
+    p = cfg.problem
+    for key in ("rows", "cols"):
+        check_number(cfg, f"problem.{key}", minimum=1, strict=False, integer=True)
+    check_number(cfg, "problem.infimal_rank", minimum=1, strict=False, integer=True)
+    if p.infimal_rank > min(p.rows, p.cols):
+        raise ConfigError(
+            "problem.infimal_rank", p.infimal_rank, f"an integer in [1, {min(p.rows, p.cols)}]"
+        )
+    if p.path is None:
+        raise ConfigError("problem.path", None, WHERE)
+    try:
+        read_ratings(p.path, int(p.rows), int(p.cols))
+    except RatingsError as error:
+        raise ConfigError("problem.path", p.path, f"{WHERE}; here: {error}") from None
 
 
 def _validate_given_target(cfg: DictConfig) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from implicit_reg.figures import (
     arora_completion,
     arora_dynamics,
+    arora_observations,
     arora_sensing,
     least_squares,
     norms,
@@ -30,6 +31,7 @@ FIGURES = (
     arora_completion,
     arora_sensing,
     arora_dynamics,
+    arora_observations,
 )
 
 

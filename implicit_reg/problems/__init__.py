@@ -1,5 +1,5 @@
-"""Problems: least squares, matrix completion (the 2×2 problem of seed eq. 9 is a preset) and
-matrix sensing."""
+"""Problems: least squares, matrix completion (the 2×2 problem of seed eq. 9 is a preset),
+matrix sensing, and the completion of MovieLens 100K's ratings."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ from implicit_reg.problems.matrix_completion import (
 )
 from implicit_reg.problems.matrix_sensing import MatrixSensing
 from implicit_reg.problems.matrix_sensing import random_data as sensing_data
+from implicit_reg.problems.movielens import movielens_problem
 
 __all__ = ["LeastSquares", "MatrixCompletion", "MatrixSensing", "Problem", "build_problem"]
 
-KINDS = ("least_squares", "matrix_completion", "matrix_sensing")
+KINDS = ("least_squares", "matrix_completion", "matrix_sensing", "movielens")
 
 
 def build_problem(
@@ -46,6 +47,11 @@ def build_problem(
             infimal_rank=int(cfg.rank),
             name=cfg.name,
         )
+    if cfg.kind == "movielens":  # the user's file: no data seed
+        return movielens_problem(
+            cfg.path, int(cfg.rows), int(cfg.cols), int(cfg.infimal_rank), device, dtype,
+            name=cfg.name, max_tracked=max_tracked,
+        )  # fmt: skip
     raise ValueError(f"problem.kind must be one of {KINDS}, got {cfg.kind!r}")
 
 

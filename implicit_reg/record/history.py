@@ -2,8 +2,11 @@
 (``train.singular_value_history=k``; Arora et al. 2019, Fig. 3 plots them against time).
 
 At every logged step it records, for every run of the batch, σ₁ ≥ … ≥ σ_k of the end-to-end
-W and the run's flow time lr × steps (a stopped run keeps its final values and time). The
-file holds ``step (T,)``, ``flow_time (T, runs)`` and ``values (T, runs, k)``; it is rewritten
+W and the run's flow time lr × steps (a stopped run keeps its final values and time), and, where
+the logs carry them (a matrix problem: ``implicit_reg.alignment``), the mean and standard
+deviation of the diagonal and off-diagonal of |Uᵀ∇ℓ(W)V|. The file holds ``step (T,)``,
+``flow_time (T, runs)``, ``values (T, runs, k)`` and ``alignment (T, runs, 4)`` (columns in the
+order of ``ALIGNMENT_COLUMNS``; ``(T, runs, 0)`` without them); it is rewritten
 atomically at every checkpoint and at the end, so a reader never sees half of it and a killed
 run loses what it logged after its last checkpoint, as its TensorBoard curves do. A resumed run
 keeps the records before its checkpoint step and logs on from there.
@@ -17,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor
 
+from implicit_reg.alignment import TAGS as ALIGNMENT_COLUMNS
 from implicit_reg.record import artifacts
 
 FILE = "singular_values.npz"
@@ -26,11 +30,13 @@ MAX_RUNS = 65536
 
 class SingularValueHistory:
     def __init__(self, k: int, steps: list[int] | None = None, rows: list[np.ndarray] | None = None,
-                 times: list[np.ndarray] | None = None) -> None:  # fmt: skip
+                 times: list[np.ndarray] | None = None,
+                 alignment: list[np.ndarray] | None = None) -> None:  # fmt: skip
         self.k = k
         self.steps: list[int] = steps or []
         self.values: list[np.ndarray] = rows or []
         self.times: list[np.ndarray] = times or []
+        self.alignment: list[np.ndarray] = alignment or []
 
     @classmethod
     def resume(cls, out_dir: Path, k: int, start_step: int) -> SingularValueHistory:
@@ -45,6 +51,7 @@ class SingularValueHistory:
                 saved["step"][keep].tolist(),
                 list(saved["values"][keep]),
                 list(saved["flow_time"][keep]),
+                list(saved["alignment"][keep]) if "alignment" in saved else None,
             )
 
     def append(self, step: int, values: dict[str, Tensor]) -> None:
@@ -54,6 +61,9 @@ class SingularValueHistory:
         self.steps.append(step)
         self.values.append(np.stack([values[t].double().cpu().numpy() for t in present], axis=-1))
         self.times.append(values["time/flow"].double().cpu().numpy())
+        columns = [values[t].double().cpu().numpy() for t in ALIGNMENT_COLUMNS if t in values]
+        runs = len(self.times[-1])
+        self.alignment.append(np.stack(columns, -1) if columns else np.zeros((runs, 0)))
 
     def write(self, out_dir: Path) -> None:
         """``singular_values.npz``, atomically."""
@@ -63,11 +73,26 @@ class SingularValueHistory:
             step=np.asarray(self.steps, dtype=np.int64),
             flow_time=np.stack(self.times) if self.times else np.zeros((0, 0)),
             values=np.stack(self.values) if self.values else np.zeros((0, 0, self.k)),
+            alignment=_stack_padded(self.alignment),
         )
         artifacts.atomic_write(out_dir / FILE, lambda f: f.write(buffer.getvalue()), mode="wb")
 
 
 def read(folder: Path) -> dict[str, np.ndarray]:
-    """``step``, ``flow_time`` and ``values`` of a run folder's ``singular_values.npz``."""
+    """``step``, ``flow_time``, ``values`` and ``alignment`` (``(T, runs, 0)`` when not recorded)
+    of a run folder's ``singular_values.npz``."""
     with np.load(folder / FILE) as saved:
-        return {key: saved[key] for key in ("step", "flow_time", "values")}
+        out = {key: saved[key] for key in ("step", "flow_time", "values")}
+        shape = (*out["flow_time"].shape, 0)
+        out["alignment"] = saved["alignment"] if "alignment" in saved else np.zeros(shape)
+        return out
+
+
+def _stack_padded(rows: list[np.ndarray]) -> np.ndarray:
+    """``(T, runs, c)`` from rows ``(runs, c_t)``, NaN where a row has fewer columns (records
+    of a run resumed from a file written before the alignment was recorded)."""
+    if not rows:
+        return np.zeros((0, 0, 0))
+    width = max(row.shape[-1] for row in rows)
+    padded = [np.pad(r, ((0, 0), (0, width - r.shape[-1])), constant_values=np.nan) for r in rows]
+    return np.stack(padded)
