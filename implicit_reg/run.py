@@ -229,7 +229,7 @@ def _train(cfg: DictConfig, out_dir: Path, folder: run_folder.Folder) -> dict[st
         )  # fmt: skip
         result.update({"signal": stop.name} if stop.name is not None else {})
         folder.write_metrics(cfg, result)
-        log.info("\n%s", summary(result, out_dir))
+        log.info("\n%s", summary(result, out_dir, problem.shape))
         return result
     values = scalars.compute_runs(problem, W, lr * runs.steps, W0, cfg.train.max_tracked)
     final_step = int(runs.steps.max())
@@ -336,7 +336,7 @@ def _flow(
     if outcome.status != "interrupted":
         W = product(factors)
         artifacts.save_torch(out_dir / "final.pt", outputs.final_state(factors, W, problem))
-    log.info("\n%s", summary(result, out_dir))
+    log.info("\n%s", summary(result, out_dir, problem.shape))
     return result
 
 
