@@ -129,10 +129,17 @@ def rows_of(run: Path, folder: Path) -> list[dict[str, Any]]:
 def missing_jobs(folder: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows for the jobs of the multirun's grid (``multirun.yaml``) that left no folder."""
     jobs = sweep_grid(folder)
-    seen = {row["run"].split("#")[0] for row in rows}
-    if jobs is None or not all(name.isdigit() for name in seen):  # folders not named by number
+    if jobs is None:
         return []
-    return [{"run": str(j), "status": "missing"} for j in range(len(jobs)) if str(j) not in seen]
+    seen = {row["run"].split("#")[0] for row in rows}
+    names = job_folders(jobs)
+    if not all(name in names or name.isdigit() for name in seen):  # not a sweep's job folders
+        return []
+    return [
+        {"run": name, "status": "missing"}
+        for j, name in enumerate(names)
+        if name not in seen and str(j) not in seen  # str(j): a folder named by number only
+    ]
 
 
 def sweep_grid(folder: Path) -> list[list[str]] | None:
@@ -154,6 +161,29 @@ def sweep_grid(folder: Path) -> list[list[str]] | None:
         return BasicSweeper.split_arguments(overrides, None)[0]
     except Exception:  # an unreadable multirun.yaml: the grid is unknown
         return None
+
+
+NAME_CHARS = 120
+"""A job folder's name keeps at most this many characters of its overrides."""
+
+
+def job_folders(grid: list[list[str]]) -> list[str]:
+    """Each job's folder name in a sweep of ``grid`` (``sweep_grid``): its number, then the
+    overrides whose value varies over the grid (``3_model.depth=2,optim.lr=0.05``), so that
+    TensorBoard names its runs by what varied. The name depends on the grid alone: a rerun of
+    the same grid maps job n to the same folder. ``/`` in a value becomes ``_``."""
+    values: dict[str, set[str]] = {}
+    for overrides in grid:
+        for item in overrides:
+            key, _, value = item.partition("=")
+            values.setdefault(key, set()).add(value)
+    varied = {key for key, seen in values.items() if len(seen) > 1 or len(grid) == 1}
+    names = []
+    for num, overrides in enumerate(grid):
+        label = ",".join(o for o in overrides if o.partition("=")[0] in varied)
+        label = label.replace("/", "_")[:NAME_CHARS]
+        names.append(f"{num}_{label}" if label else str(num))
+    return names
 
 
 def swept_keys(rows: list[dict[str, Any]]) -> list[str]:

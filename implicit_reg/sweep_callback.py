@@ -18,7 +18,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from implicit_reg.record.progress import clock_time
-from implicit_reg.summarize import SummaryError, summarize, sweep_grid
+from implicit_reg.summarize import SummaryError, job_folders, summarize, sweep_grid
 from implicit_reg.sweep_job import recorded_overrides
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def kept_other_runs(folder: Path) -> list[str]:
     grid = sweep_grid(folder) or []
     return [
         str(num)
-        for num, overrides in enumerate(grid)
-        if (folder / str(num) / ".hydra" / "overrides.yaml").exists()
-        and set(recorded_overrides(folder / str(num))) != set(overrides)
+        for num, (overrides, name) in enumerate(zip(grid, job_folders(grid), strict=True))
+        if (folder / name / ".hydra" / "overrides.yaml").exists()
+        and set(recorded_overrides(folder / name)) != set(overrides)
     ]
