@@ -31,7 +31,15 @@ from implicit_reg.record.runs import not_a_folder, run_folders
 STATUS_COLUMNS = ("run", "status", "steps", "error")
 NOT_KEYS = {*STATUS_COLUMNS, "flow_time", "wall_time_s"}
 TABLE_METRICS = ("loss/train",)
-PLOT_METRICS = ("entries/1_1", "norm/nuclear", "loss/train")
+# the first a sweep's runs have is plotted: the reconstruction error of a planted W* (Arora et
+# al. 2019), least squares' ‖β − pinv(X)y‖, the 2×2 problem's unobserved entry (Razin & Cohen 2020)
+PLOT_METRICS = (
+    "error/reconstruction",
+    "dist/min_norm",
+    "entries/1_1",
+    "norm/nuclear",
+    "loss/train",
+)
 BATCH_COLUMNS = {"seed": "seed", "init_scale": "init.scale", "lr": "optim.lr"}
 
 
@@ -255,10 +263,15 @@ def plot_metric(
         ax.scatter(*zip(*points[status], strict=True), label=status, s=18, alpha=0.7)
     for axis, values in (
         ("x", [float(v) for v in numbers(rows, by)]),
-        ("y", [abs(v) for v in numbers(rows, metric) if math.isfinite(v)]),
+        ("y", [p[1] for status in points.values() for p in status]),
     ):
-        if values and min(values) > 0 and max(values) / min(values) > 100:
+        sizes = [abs(v) for v in values if v != 0 and math.isfinite(v)]
+        if not sizes or max(sizes) / min(sizes) <= 100:
+            continue
+        if min(values) > 0:
             getattr(ax, f"set_{axis}scale")("log")
+        else:  # signed (or zero) values: a log axis would drop them
+            getattr(ax, f"set_{axis}scale")("symlog", linthresh=min(sizes))
     ax.set_xlabel(by)
     ax.set_ylabel(f"|{metric}|" if absolute else metric)
     ax.set_title(f"final {metric} vs {by}", fontsize=10)
@@ -326,7 +339,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("folder", type=Path, help="a sweep (or run) folder")
     parser.add_argument(
-        "--metric", help="metric to plot (default: entries/1_1, norm/nuclear or loss/train)"
+        "--metric",
+        help="metric to plot (default: the first of " + ", ".join(PLOT_METRICS) + " the runs have)",
     )
     parser.add_argument(
         "--by", help="swept key on the x axis (default: the first numeric swept key)"
