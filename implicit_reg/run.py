@@ -212,6 +212,7 @@ def _train(cfg: DictConfig, out_dir: Path, folder: run_folder.Folder) -> dict[st
             stop_requested=stop,
             rule=rule,
         )
+        progress.reached(step)  # the true step, also after a signal
         save_checkpoint(step)  # resume an interrupted run, or extend a finished one (history too)
         W, loss = stepper.end_to_end(), problem.loss(stepper.end_to_end())
         # a single run's final state, at its stop step (diverged: the step before)
@@ -246,7 +247,7 @@ def _train(cfg: DictConfig, out_dir: Path, folder: run_folder.Folder) -> dict[st
         )  # fmt: skip
         result.update({"signal": stop.name} if stop.name is not None else {})
         folder.write_metrics(cfg, result)
-        log.info("\n%s", summary(result, out_dir))
+        log.info("\n%s", summary(result, out_dir, problem.shape))
         return result
     values = scalars.compute_runs(problem, W, lr * runs.steps, W0, cfg.train.max_tracked, align)
     final_step = int(runs.steps.max())
@@ -301,15 +302,15 @@ def _flow(
     folder: run_folder.Folder,
 ) -> dict[str, Any]:
     """``optim=flow``: one run integrated by a stiff solver, logged and written like GD's."""
-    from implicit_reg.dynamics.flow import flow_from_config, reference_step  # SciPy: only here
+    from implicit_reg.dynamics.flow import flow_from_config  # SciPy: only here
 
     model = DeepFactorization([f[0] for f in start])
     logger = TensorBoardLogger(out_dir, 1)
-    # decades of loss toward train.loss_tol; else reference steps toward train.max_time
-    span = cfg.train.max_steps
-    if cfg.train.max_time is not None:
-        span = reference_step(cfg.train.max_time, cfg.optim.lr)
-    progress = Progress(span, cfg.train.loss_tol, cfg.train.progress, single=True)
+    # decades of loss toward train.loss_tol; else flow time toward train.max_time
+    progress = Progress(
+        cfg.train.max_steps, cfg.train.loss_tol, cfg.train.progress, single=True,
+        max_time=cfg.train.max_time, flow=True,
+    )  # fmt: skip
     det_sign = DetSignMonitor()
     history = None
     if cfg.train.singular_value_history > 0:
@@ -361,7 +362,7 @@ def _flow(
     if outcome.status != "interrupted":
         W = product(factors)
         artifacts.save_torch(out_dir / "final.pt", outputs.final_state(factors, W, problem))
-    log.info("\n%s", summary(result, out_dir))
+    log.info("\n%s", summary(result, out_dir, problem.shape))
     return result
 
 

@@ -35,7 +35,15 @@ STABILITY = ("unstable_at_step", "max_lr_times_sharpness")
 """Each run's stability-guard record (``metrics.json`` of a run, columns of ``runs.csv``)."""
 NOT_KEYS = {*STATUS_COLUMNS, "flow_time", "wall_time_s", *STABILITY}
 TABLE_METRICS = ("loss/train",)
-PLOT_METRICS = ("entries/1_1", "norm/nuclear", "loss/train")
+# the first a sweep's runs have is plotted: the reconstruction error of a planted W* (Arora et
+# al. 2019), least squares' ‖β − pinv(X)y‖, the 2×2 problem's unobserved entry (Razin & Cohen 2020)
+PLOT_METRICS = (
+    "error/reconstruction",
+    "dist/min_norm",
+    "entries/1_1",
+    "norm/nuclear",
+    "loss/train",
+)
 BATCH_COLUMNS = {"seed": "seed", "init_scale": "init.scale", "lr": "optim.lr"}
 
 
@@ -133,10 +141,17 @@ def rows_of(run: Path, folder: Path) -> list[dict[str, Any]]:
 def missing_jobs(folder: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows for the jobs of the multirun's grid (``multirun.yaml``) that left no folder."""
     jobs = sweep_grid(folder)
-    seen = {row["run"].split("#")[0] for row in rows}
-    if jobs is None or not all(name.isdigit() for name in seen):  # folders not named by number
+    if jobs is None:
         return []
-    return [{"run": str(j), "status": "missing"} for j in range(len(jobs)) if str(j) not in seen]
+    seen = {row["run"].split("#")[0] for row in rows}
+    names = job_folders(jobs)
+    if not all(name in names or name.isdigit() for name in seen):  # not a sweep's job folders
+        return []
+    return [
+        {"run": name, "status": "missing"}
+        for j, name in enumerate(names)
+        if name not in seen and str(j) not in seen  # str(j): a folder named by number only
+    ]
 
 
 def sweep_grid(folder: Path) -> list[list[str]] | None:
@@ -158,6 +173,29 @@ def sweep_grid(folder: Path) -> list[list[str]] | None:
         return BasicSweeper.split_arguments(overrides, None)[0]
     except Exception:  # an unreadable multirun.yaml: the grid is unknown
         return None
+
+
+NAME_CHARS = 120
+"""A job folder's name keeps at most this many characters of its overrides."""
+
+
+def job_folders(grid: list[list[str]]) -> list[str]:
+    """Each job's folder name in a sweep of ``grid`` (``sweep_grid``): its number, then the
+    overrides whose value varies over the grid (``3_model.depth=2,optim.lr=0.05``), so that
+    TensorBoard names its runs by what varied. The name depends on the grid alone: a rerun of
+    the same grid maps job n to the same folder. ``/`` in a value becomes ``_``."""
+    values: dict[str, set[str]] = {}
+    for overrides in grid:
+        for item in overrides:
+            key, _, value = item.partition("=")
+            values.setdefault(key, set()).add(value)
+    varied = {key for key, seen in values.items() if len(seen) > 1 or len(grid) == 1}
+    names = []
+    for num, overrides in enumerate(grid):
+        label = ",".join(o for o in overrides if o.partition("=")[0] in varied)
+        label = label.replace("/", "_")[:NAME_CHARS]
+        names.append(f"{num}_{label}" if label else str(num))
+    return names
 
 
 def swept_keys(rows: list[dict[str, Any]]) -> list[str]:
@@ -238,10 +276,15 @@ def plot_metric(
         ax.scatter(*zip(*points[status], strict=True), label=status, s=18, alpha=0.7)
     for axis, values in (
         ("x", [float(v) for v in numbers(rows, by)]),
-        ("y", [abs(v) for v in numbers(rows, metric) if math.isfinite(v)]),
+        ("y", [p[1] for status in points.values() for p in status]),
     ):
-        if values and min(values) > 0 and max(values) / min(values) > 100:
+        sizes = [abs(v) for v in values if v != 0 and math.isfinite(v)]
+        if not sizes or max(sizes) / min(sizes) <= 100:
+            continue
+        if min(values) > 0:
             getattr(ax, f"set_{axis}scale")("log")
+        else:  # signed (or zero) values: a log axis would drop them
+            getattr(ax, f"set_{axis}scale")("symlog", linthresh=min(sizes))
     ax.set_xlabel(by)
     ax.set_ylabel(f"|{metric}|" if absolute else metric)
     ax.set_title(f"final {metric} vs {by}", fontsize=10)
@@ -309,7 +352,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("folder", type=Path, help="a sweep (or run) folder")
     parser.add_argument(
-        "--metric", help="metric to plot (default: entries/1_1, norm/nuclear or loss/train)"
+        "--metric",
+        help="metric to plot (default: the first of " + ", ".join(PLOT_METRICS) + " the runs have)",
     )
     parser.add_argument(
         "--by", help="swept key on the x axis (default: the first numeric swept key)"

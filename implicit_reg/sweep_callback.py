@@ -1,5 +1,6 @@
-"""The Hydra callback that summarizes a multirun when it ends (``configs/hydra/default.yaml``),
-then exits with status 1, in one line, if a run of the sweep folder did not finish (``failed``,
+"""The Hydra callbacks of a multirun (``configs/hydra/default.yaml``): after each job, how many
+jobs of the sweep are done and the time so far (``SweepProgress``); at the end, a summary, then
+exit status 1, in one line, if a run of the sweep folder did not finish (``failed``,
 ``crashed``, ``corrupt``, ``missing``) or a job kept a finished run made with other overrides
 (``implicit_reg/sweep_job.py``)."""
 
@@ -7,18 +8,47 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from implicit_reg.summarize import SummaryError, summarize, sweep_grid
+from implicit_reg.record.progress import clock_time
+from implicit_reg.summarize import SummaryError, job_folders, summarize, sweep_grid
 from implicit_reg.sweep_job import recorded_overrides
 
 log = logging.getLogger(__name__)
 
 NOT_DONE = ("failed", "crashed", "corrupt", "missing")
+
+
+class SweepProgress(Callback):
+    """After each job of a multirun: ``sweep: 3 of 12 jobs done, 0:01:05 so far``. Counted on
+    disk (job folders holding a ``metrics.json``), so it holds for any launcher, with jobs in
+    other processes, and on a rerun that keeps the finished runs; the time is since this
+    multirun started (its ``multirun.yaml``)."""
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if config.hydra.mode != RunMode.MULTIRUN:
+            return
+        log.info("%s", sweep_progress(Path(config.hydra.sweep.dir)))
+
+
+def sweep_progress(folder: Path, now: float | None = None) -> str:
+    """``sweep: <done> of <total> jobs done, <time> so far`` for the sweep in ``folder``
+    (``of ?`` where the grid is unknown: a sweeper other than Hydra's basic one)."""
+    done = sum(1 for _ in folder.glob("*/metrics.json"))
+    grid = sweep_grid(folder)
+    started = folder / "multirun.yaml"
+    text = f"sweep: {done} of {len(grid) if grid is not None else '?'} jobs done"
+    if started.exists():
+        seconds = (time.time() if now is None else now) - started.stat().st_mtime
+        text += f", {clock_time(seconds)} so far"
+    return text
 
 
 class SummarizeSweep(Callback):
@@ -62,7 +92,7 @@ def kept_other_runs(folder: Path) -> list[str]:
     grid = sweep_grid(folder) or []
     return [
         str(num)
-        for num, overrides in enumerate(grid)
-        if (folder / str(num) / ".hydra" / "overrides.yaml").exists()
-        and set(recorded_overrides(folder / str(num))) != set(overrides)
+        for num, (overrides, name) in enumerate(zip(grid, job_folders(grid), strict=True))
+        if (folder / name / ".hydra" / "overrides.yaml").exists()
+        and set(recorded_overrides(folder / name)) != set(overrides)
     ]

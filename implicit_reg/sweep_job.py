@@ -25,6 +25,7 @@ from implicit_reg.config.validate import ConfigError
 from implicit_reg.record import artifacts, hparams
 from implicit_reg.record.run_folder import FolderRefused
 from implicit_reg.run import run
+from implicit_reg.summarize import job_folders, sweep_grid
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,19 @@ def record_subdir(output_dir: str, mode: Any) -> str | None:
 
 
 OmegaConf.register_new_resolver("record_subdir", record_subdir, replace=True)
+
+
+def sweep_subdir(num: int) -> str:
+    """``hydra.sweep.subdir`` of job ``num``: its number and the overrides that vary over the
+    sweep's grid (``job_folders``), or its number alone where the grid is unknown (a sweeper
+    other than Hydra's basic one)."""
+    grid = sweep_grid(Path(HydraConfig.get().sweep.dir))
+    if grid is None or not 0 <= int(num) < len(grid):
+        return str(num)
+    return job_folders(grid)[int(num)]
+
+
+OmegaConf.register_new_resolver("sweep_subdir", sweep_subdir, replace=True)
 
 
 def run_job(cfg: DictConfig, out_dir: Path, *, multirun: bool) -> dict[str, Any]:

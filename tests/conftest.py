@@ -33,7 +33,6 @@ QUIET = ("train.progress=false", "device=cpu")
 _spec = importlib.util.spec_from_file_location("train_script", ROOT / "train.py")
 train_script = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(train_script)
-train_script.main.__wrapped__.__module__ = "__main__"  # Hydra: configs/ beside train.py
 
 
 def config(*overrides: str) -> DictConfig:

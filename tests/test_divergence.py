@@ -101,5 +101,5 @@ def test_a_sweep_goes_on_after_a_diverged_run(tmp_path):
         f"hydra.sweep.dir={tmp_path}",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert metrics(tmp_path / "0")["status"] == "diverged"
-    assert metrics(tmp_path / "1")["status"] == "converged"
+    assert metrics(tmp_path / f"0_optim.lr={LR}")["status"] == "diverged"
+    assert metrics(tmp_path / "1_optim.lr=0.1")["status"] == "converged"

@@ -166,8 +166,19 @@ def test_resume_says_from_which_step(tmp_path, caplog):
 
 
 def test_an_unreachable_tolerance_is_warned_about(tmp_path, caplog):
-    run(config(*QUIET, "dtype=float32", "train.loss_tol=1e-12", "train.max_steps=5"), tmp_path)
-    assert "train.loss_tol=1e-12 is below float32's resolution" in caplog.text
+    """The loss ½Σr² of unit-size data rounds at ½·eps²: float32 cannot reach 1e-15."""
+    run(config(*QUIET, "dtype=float32", "train.loss_tol=1e-15", "train.max_steps=5"), tmp_path)
+    assert "train.loss_tol=1e-15 is below float32's resolution" in caplog.text
+    assert "use dtype=float64" in caplog.text
+
+
+def test_a_reachable_float64_tolerance_is_not_warned_about(tmp_path, caplog):
+    """Least squares in float64 reaches 1e-24 (below eps = 2.2e-16, above ½·eps²): no warning.
+    Catches: the check against eps instead of the loss's resolution."""
+    folder = tmp_path / "ls"
+    result = run(config(*QUIET, "problem=least_squares", "train.loss_tol=1e-24"), folder)
+    assert result["status"] == "converged" and result["loss/train"] < 1e-24
+    assert "resolution" not in caplog.text
 
 
 @pytest.mark.slow

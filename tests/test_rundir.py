@@ -34,4 +34,5 @@ def test_two_runs_and_two_sweeps_with_the_same_timestamp_get_two_folders(tmp_pat
     for folder in (f"run_{year}", f"run_{year}-1"):
         assert metrics(tmp_path / folder)["steps"] == 20
     for folder in (f"sw_{year}", f"sw_{year}-1"):
-        assert [metrics(tmp_path / folder / job)["seed"] for job in "01"] == [0, 1]
+        jobs = ("0_seed=0", "1_seed=1")  # job folders: number, then what varied
+        assert [metrics(tmp_path / folder / job)["seed"] for job in jobs] == [0, 1]

@@ -19,6 +19,7 @@ from tests.conftest import ROOT
 # 2×2 completion, depth 3 from init scale 0.5, 50 steps: both lrs end at max_steps.
 QUICK = ("init.scale=0.5", "train.max_steps=50", "train.progress=false", "device=cpu")
 GRID = "optim.lr=0.2,0.05"
+JOB0, JOB1 = "0_optim.lr=0.2", "1_optim.lr=0.05"  # job folders: number, then what varied
 
 
 def multirun(cwd: Path, *overrides: str) -> subprocess.CompletedProcess:
@@ -73,7 +74,7 @@ def test_failed_job_makes_the_multirun_exit_non_zero_after_its_summary(tmp_path:
     assert "sweep summary" in done.stderr + done.stdout and "Traceback" not in done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert last == f"sweep {tmp_path / 's'}: 1 of 2 runs did not finish (failed 1)"
-    assert statuses(tmp_path / "s") == {"0": "max_steps", "1": "failed"}
+    assert statuses(tmp_path / "s") == {JOB0: "max_steps", "1_optim.lr=-1": "failed"}
 
 
 def test_sweep_of_only_invalid_jobs_exits_non_zero_in_one_line_each(tmp_path: Path) -> None:
@@ -90,35 +91,54 @@ def test_resuming_a_default_sweep_keeps_finished_jobs_byte_for_byte(
 ) -> None:
     folder = tmp_path / sweep.name
     shutil.copytree(sweep, folder)
-    shutil.rmtree(folder / "1")  # interrupted before job 1 started
+    shutil.rmtree(folder / JOB1)  # interrupted before job 1 started
     before = snapshot(folder)
     done = multirun(tmp_path, f"hydra.sweep.dir={folder}", GRID)
     assert done.returncode == 0, done.stderr[-3000:]
     after = snapshot(folder)
-    assert_kept(before, after, "0")
-    assert json.loads(after["1/metrics.json"])["status"] == "max_steps"  # the missing job ran
-    assert statuses(folder) == {"0": "max_steps", "1": "max_steps"}
+    assert_kept(before, after, JOB0)
+    assert json.loads(after[f"{JOB1}/metrics.json"])["status"] == "max_steps"  # the missing job ran
+    assert statuses(folder) == {JOB0: "max_steps", JOB1: "max_steps"}
 
 
-def test_rerun_with_other_overrides_keeps_every_finished_job_and_exits_non_zero(
+def test_rerun_with_other_fixed_overrides_keeps_every_finished_job_and_exits_non_zero(
     sweep: Path, tmp_path: Path
 ) -> None:
+    """The same grid with another fixed override (seed=1) maps each job to its old folder,
+    which holds a run of other overrides: kept, said, and the exit status is 1."""
+    folder = tmp_path / sweep.name
+    shutil.copytree(sweep, folder)
+    before = snapshot(folder)
+    done = multirun(tmp_path, f"hydra.sweep.dir={folder}", GRID, "seed=1")
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.endswith(
+        "jobs 0, 1 kept a finished run made with other overrides (see its train.log); "
+        "use a new hydra.sweep.dir for a new grid"
+    )
+    after = snapshot(folder)
+    for job in (JOB0, JOB1):
+        assert_kept(before, after, job)
+    assert b"this job asks seed=1, the kept run has nothing else" in after[f"{JOB0}/train.log"]
+    with open(folder / "summary.csv") as f:  # the summary tells the kept runs' own lrs
+        assert [row["optim.lr"] for row in csv.DictReader(f)] == ["0.2", "0.05"]
+
+
+def test_a_new_grid_in_the_same_folder_runs_into_folders_of_its_own(
+    sweep: Path, tmp_path: Path
+) -> None:
+    """optim.lr=0.02,0.05 after 0.2,0.05: job 0 is a new point (its own folder, run), job 1
+    is the old point 0.05 (same folder, kept). Catches: job n of a new grid taking the
+    folder of job n of the old one."""
     folder = tmp_path / sweep.name
     shutil.copytree(sweep, folder)
     before = snapshot(folder)
     done = multirun(tmp_path, f"hydra.sweep.dir={folder}", "optim.lr=0.02,0.05")
-    assert done.returncode == 1
-    last = done.stderr.strip().splitlines()[-1]
-    assert last.endswith(
-        "job 0 kept a finished run made with other overrides (see its train.log); "
-        "use a new hydra.sweep.dir for a new grid"
-    )
+    assert done.returncode == 0, done.stderr[-3000:]
     after = snapshot(folder)
-    for job in ("0", "1"):
-        assert_kept(before, after, job)
-    assert b"this job asks optim.lr=0.02, the kept run has optim.lr=0.2" in after["0/train.log"]
-    with open(folder / "summary.csv") as f:  # the summary tells the kept run's own lr
-        assert [row["optim.lr"] for row in csv.DictReader(f)] == ["0.2", "0.05"]
+    assert_kept(before, after, JOB1)
+    assert all(after[k] == before[k] for k in before if k.startswith(f"{JOB0}/"))  # untouched
+    assert json.loads(after["0_optim.lr=0.02/metrics.json"])["status"] == "max_steps"
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # lr 3 diverges, lr −1 is refused by the config check (the job forced to fail).
 LRS = ["0.05", "0.2", "3", "-1"]
 EXPECTED = {"0.05": "max_steps", "0.2": "converged", "3": "diverged", "-1": "failed"}
+JOBS = [f"{i}_optim.lr={lr}" for i, lr in enumerate(LRS)]  # job folders: number, what varied
 
 
 def train(*args: str) -> subprocess.CompletedProcess:
@@ -58,18 +59,18 @@ def sweep(tmp_path_factory) -> Path:
 
 def test_joblib_multirun_writes_every_metrics_json_and_a_summary(sweep):
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
-    assert [p.name for p in jobs] == ["0", "1", "2", "3"]
+    assert [p.name for p in jobs] == JOBS
     statuses = {}
     for job in jobs:
         metrics = json.loads((job / "metrics.json").read_text())
         statuses[job.name] = metrics["status"]
     rows = read_summary(sweep)
-    assert [r["run"] for r in rows] == ["0", "1", "2", "3"]
+    assert [r["run"] for r in rows] == JOBS
     assert {r["optim.lr"]: r["status"] for r in rows} == EXPECTED
     assert [r["status"] for r in rows] == [statuses[r["run"]] for r in rows]
     converged = next(r for r in rows if r["status"] == "converged")
     assert float(converged["loss/train"]) < 0.012
-    metrics = json.loads((sweep / "1" / "metrics.json").read_text())
+    metrics = json.loads((sweep / JOBS[1] / "metrics.json").read_text())
     assert float(converged["entries/1_1"]) == pytest.approx(metrics["entries/1_1"], rel=1e-12)
     assert list(sweep.glob("summary_*_vs_optim.lr.png"))
 
@@ -81,7 +82,8 @@ def test_failed_job_is_marked_and_its_error_recorded(sweep):
 
 
 def test_each_run_event_file_holds_its_hparams(sweep):
-    for job in ("1", "3"):
+    for num in (1, 3):
+        job = JOBS[num]
         files = list((sweep / job).glob("events.out.tfevents.*"))
         assert len(files) == 1 and not any(
             p.is_dir() for p in (sweep / job).iterdir() if p.name != ".hydra"
@@ -89,18 +91,18 @@ def test_each_run_event_file_holds_its_hparams(sweep):
         plugins = EventAccumulator(str(sweep / job)).Reload().PluginTagToContent("hparams")
         start = HParamsPluginData.FromString(plugins["_hparams_/session_start_info"])
         hparams = start.session_start_info.hparams
-        assert hparams["optim.lr"].number_value == float(LRS[int(job)])
-        assert hparams["status"].string_value == EXPECTED[LRS[int(job)]]
+        assert hparams["optim.lr"].number_value == float(LRS[num])
+        assert hparams["status"].string_value == EXPECTED[LRS[num]]
 
 
 def test_summary_marks_crashed_and_missing_jobs(sweep, tmp_path):
     partial = tmp_path / "partial"
     shutil.copytree(sweep, partial)
-    (partial / "0" / "metrics.json").unlink()  # killed mid-run
-    shutil.rmtree(partial / "2")  # never started
+    (partial / JOBS[0] / "metrics.json").unlink()  # killed mid-run
+    shutil.rmtree(partial / JOBS[2])  # never started
     rows, text = summarize(partial, plot=False)
     status = {r["run"]: r["status"] for r in rows}
-    assert status == {"0": "crashed", "1": "converged", "2": "missing", "3": "failed"}
+    assert status == dict(zip(JOBS, ["crashed", "converged", "missing", "failed"], strict=True))
     assert "crashed 1" in text and "missing 1" in text
 
 

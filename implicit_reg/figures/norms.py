@@ -12,9 +12,9 @@ from implicit_reg.record.runs import Run
 
 NAME = "norms_blow_up"
 NORMS = (
-    ("norm/fro", "Frobenius ‖W‖_F"),
-    ("norm/nuclear", "nuclear ‖W‖_*"),
-    ("norm/spectral", "spectral ‖W‖₂"),
+    ("norm/fro", r"Frobenius $\|W\|_F$"),
+    ("norm/nuclear", r"nuclear $\|W\|_*$"),
+    ("norm/spectral", r"spectral $\|W\|_2$"),
 )
 
 
@@ -33,27 +33,25 @@ def draw(runs: list[Run]) -> Figure:
     fig, axes = style.new(len(NORMS))
     losses = np.concatenate([r.series("loss/train") for r in runs])
     grid = np.logspace(np.log10(max(losses.min(), 1e-12)), np.log10(0.1), 200)
+    ordered = sorted(runs, key=lambda r: (r.cfg.model.depth, r.cfg.init.scale, r.cfg.optim.name))
+    colours = style.palette(ordered)
     for ax, (tag, title) in zip(axes, NORMS, strict=True):
-        for run in sorted(runs, key=lambda r: r.cfg.model.depth):
+        for run, colour in zip(ordered, colours, strict=True):
             ls = "-" if run.cfg.optim.name == "gd" else "--"
             ax.plot(
-                run.series("loss/train"),
-                run.series(tag),
-                ls,
-                color=style.colour(run),
-                label=style.label(run),
+                run.series("loss/train"), run.series(tag), ls, color=colour, label=style.label(run)
             )
         ax.plot(
             grid,
             style.curve(theory.norm_lower_bound, grid),
             **style.BOUND_STYLE,
-            label="Theorem 1: 1/√(2ℓ) − 2 + √(2ℓ)",
+            label=r"Theorem 1: $1/\sqrt{2\ell} - 2 + \sqrt{2\ell}$",
         )
         style.loss_axis(ax)
         ax.set_yscale("log")
         ax.set_ylabel(f"{title} (log scale)")
         ax.set_title(title)
-    axes[0].legend(loc="upper left")
+    style.legend_outside(axes[-1])
     fig.suptitle("Norms blow up: 2×2 completion b = [[*, 1], [1, 0]], det W(0) > 0")
     fig.tight_layout()
     return fig

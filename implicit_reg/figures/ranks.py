@@ -18,33 +18,33 @@ def draw(runs: list[Run]) -> Figure:
     fig, (erank_ax, distance_ax) = style.new(2)
     losses = np.concatenate([r.series("loss/train") for r in runs])
     grid = np.logspace(np.log10(max(losses.min(), 1e-12)), np.log10(0.05), 200)
-    for run in sorted(runs, key=lambda r: r.cfg.model.depth):
+    ordered = sorted(runs, key=lambda r: (r.cfg.model.depth, r.cfg.init.scale, r.cfg.optim.name))
+    for run, colour in zip(ordered, style.palette(ordered), strict=True):
         ls = "-" if run.cfg.optim.name == "gd" else "--"
         loss = run.series("loss/train")
-        erank_ax.plot(
-            loss, run.series("rank/effective"), ls, color=style.colour(run), label=style.label(run)
-        )
-        distance_ax.plot(loss, run.series("rank/infimal_distance"), ls, color=style.colour(run))
+        erank_ax.plot(loss, run.series("rank/effective"), ls, color=colour, label=style.label(run))
+        distance_ax.plot(loss, run.series("rank/infimal_distance"), ls, color=colour)
     erank_ax.plot(
         grid,
         style.curve(theory.effective_rank_upper_bound, grid),
         **style.BOUND_STYLE,
-        label="Theorem 1: 1 + O(√ℓ log 1/ℓ)",
+        label=r"Theorem 1: $1 + O(\sqrt{\ell}\,\log 1/\ell)$",
     )
     distance_ax.plot(
         grid,
         style.curve(theory.infimal_distance_upper_bound, grid),
         **style.BOUND_STYLE,
-        label="Theorem 1: ≈ 2√(2ℓ)",
+        label=r"Theorem 1: $\approx 2\sqrt{2\ell}$",
     )
-    erank_ax.set_ylabel("effective rank erank(W)")
+    erank_ax.set_ylabel(r"effective rank $\mathrm{erank}(W)$")
     erank_ax.set_title("effective rank → 1")
     distance_ax.set_yscale("log")
-    distance_ax.set_ylabel("D(W, M₁) = σ₂ (log scale)")
+    distance_ax.set_ylabel(r"$D(W, \mathcal{M}_1) = \sigma_2$ (log scale)")
     distance_ax.set_title("distance to infimal rank → 0")
     for ax in (erank_ax, distance_ax):
         style.loss_axis(ax)
-        ax.legend(loc="upper right" if ax is erank_ax else "lower left")
+    handles = erank_ax.get_legend_handles_labels()[0] + distance_ax.get_legend_handles_labels()[0]
+    distance_ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.suptitle("Ranks are minimized: 2×2 completion, det W(0) > 0")
     fig.tight_layout()
     return fig

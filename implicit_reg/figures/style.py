@@ -1,4 +1,5 @@
-"""Shared look of the figures: readable fonts, one colour per depth, run labels."""
+"""Shared look of the figures: readable fonts, one colour per run, legends outside the data,
+run labels."""
 
 from __future__ import annotations
 
@@ -32,6 +33,18 @@ BOUND_STYLE = {"color": "black", "linestyle": ":", "linewidth": 1.5}
 
 def colour(run: Run) -> str:
     return DEPTH_COLOURS.get(int(run.cfg.model.depth), "tab:purple")
+
+
+def palette(runs: list[Run]) -> list[tuple[float, float, float, float]]:
+    """One colour per run, in the order given: tab10's ten, or viridis spread over more."""
+    cmap = plt.get_cmap("tab10" if len(runs) <= 10 else "viridis")
+    n = max(len(runs) - 1, 1)
+    return [cmap(i) if len(runs) <= 10 else cmap(i / n) for i in range(len(runs))]
+
+
+def legend_outside(ax: plt.Axes) -> None:
+    """The axes' legend to the right of it, clear of the curves (saved with bbox_inches=tight)."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
 
 
 def label(run: Run) -> str:

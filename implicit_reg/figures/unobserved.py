@@ -15,16 +15,29 @@ from implicit_reg.figures import style
 from implicit_reg.record.runs import Run
 
 NAME = "unobserved_entry"
-CAPTION = (
-    "Solid: det W(0) > 0, coloured by flow time; grey dashed: det W(0) < 0. Gradient flow in SVD "
-    "coordinates keeps the sign of det W exactly and follows the theorem's growth "
-    "|W₁₁| ≥ 1/√(2ℓ) − 2 + √(2ℓ) (dotted). Gradient descent from the same init takes finite "
-    "steps, which keep the factors balanced only to O(η²) a step: at depth 2 one step carries "
-    "det W across 0 (seed 0, η = 3·10⁻³: at flow time 12.3, with σ₂ = 2.4·10⁻¹¹, ~3·10⁴ times "
-    "float64 rounding; 50-digit arithmetic flips at the same step). After that nothing forces "
-    "|W₁₁| up and it plateaus, as in Razin & Cohen's depth-2 panel. From det W(0) < 0 the "
-    "theorem does not apply: |W₁₁| may stay bounded."
-)
+
+
+def caption(runs: list[Run]) -> str:
+    """What the drawn runs are, from their configs: depths, optimizers and step sizes, inits
+    and seeds, and how many start from det W(0) < 0 (grey dashed)."""
+
+    def listed(values: set) -> str:
+        return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in sorted(values))
+
+    gd = [r for r in runs if r.cfg.optim.name == "gd"]
+    parts = [f"{len(runs)} runs, depths {listed({int(r.cfg.model.depth) for r in runs})}"]
+    if gd:
+        parts.append(f"gradient descent at lr {listed({float(r.cfg.optim.lr) for r in gd})}")
+    if len(gd) < len(runs):
+        parts.append("gradient flow (solid: coloured by flow time)")
+    inits = {f"{r.cfg.init.kind} {float(r.cfg.init.scale):g}" for r in runs}
+    parts.append(
+        f"init {', '.join(sorted(inits))}, seeds {listed({int(r.cfg.seed) for r in runs})}"
+    )
+    negative = sum(r.cfg.init.det == "negative" for r in runs)
+    if negative:
+        parts.append(f"{negative} from det W(0) < 0 (grey dashed: outside Theorem 1)")
+    return "; ".join(parts) + ". Dotted: Theorem 1's |W₁₁| ≥ 1/√(2ℓ) − 2 + √(2ℓ)."
 
 
 def supports(runs: list[Run]) -> list[Run]:
@@ -41,9 +54,9 @@ def draw(runs: list[Run]) -> Figure:
     times = np.concatenate([r.series("time/flow") for r in runs])
     norm = LogNorm(vmin=max(times[times > 0].min(), 1e-3), vmax=times.max())
     fig, grid = style.grid(len(optimizers), len(depths), width=4.6, height=4.0)
-    height = fig.get_figheight() + 1.8  # room for the title and the caption
+    height = fig.get_figheight() + 1.2  # room for the title and the caption
     fig.set_figheight(height)
-    fig.subplots_adjust(bottom=1.6 / height, top=1 - 0.7 / height, wspace=0.3, hspace=0.45)
+    fig.subplots_adjust(bottom=1.0 / height, top=1 - 0.7 / height, wspace=0.3, hspace=0.45)
     for row, optimizer in enumerate(optimizers):
         for col, depth in enumerate(depths):
             ax = grid[row][col]
@@ -56,7 +69,7 @@ def draw(runs: list[Run]) -> Figure:
                 ell,
                 style.curve(theory.w11_lower_bound, ell),
                 **style.BOUND_STYLE,
-                label="1/√(2ℓ) − 2 + √(2ℓ)",
+                label=r"$1/\sqrt{2\ell} - 2 + \sqrt{2\ell}$",
             )
             style.loss_axis(ax)
             ax.set_yscale("log")
@@ -64,13 +77,13 @@ def draw(runs: list[Run]) -> Figure:
             ax.set_title(
                 f"depth {depth}, {'gradient descent' if optimizer == 'gd' else 'gradient flow'}"
             )
-            ax.set_ylabel("|W₁₁| (log scale)")
-    grid[0][0].legend(loc="upper left")
+            ax.set_ylabel(r"$|W_{11}|$ (log scale)")
+    grid[0][0].legend(loc="lower left", fontsize=8)  # the curves rise to the upper right
     mappable = grid[0][0].collections[0] if grid[0][0].collections else None
     if mappable is not None:
         fig.colorbar(mappable, ax=[a for r in grid for a in r], label="flow time t = lr × step")
     fig.suptitle("Unobserved entry of b = [[*, 1], [1, 0]]: |W₁₁| → ∞ as ℓ → 0 (det W > 0)")
-    fig.text(0.02, 0.01, CAPTION, wrap=True, fontsize=9, va="bottom")
+    fig.text(0.02, 0.01, caption(runs), wrap=True, fontsize=9, va="bottom")
     return fig
 
 

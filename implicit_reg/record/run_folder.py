@@ -206,12 +206,17 @@ def hold(path: Path, cfg: DictConfig) -> Iterator[Folder]:
         if folder.checkpoint is not None:
             verb = "extending" if folder.finished else "resuming"
             log.info("%s %s from step %s", verb, path, f"{folder.checkpoint.step:,}")
-        eps = torch.finfo(DTYPES[cfg.dtype]).eps
-        if 0 < cfg.train.loss_tol < eps:
+        # the loss is ½Σ r²: residuals of unit-size data are resolved to about eps, so ½·eps² is
+        # its floor (float64: 2.5e-32; float32: 7.1e-15), not eps (a float64 least-squares run
+        # reaches 1e-24)
+        floor = torch.finfo(DTYPES[cfg.dtype]).eps ** 2 / 2
+        if 0 < cfg.train.loss_tol < floor:
+            remedy = "use dtype=float64 or " if cfg.dtype != "float64" else ""
             log.warning(
-                "train.loss_tol=%g is below %s's resolution (eps %.2g): the loss is unlikely to "
-                "reach it; use dtype=float64 or a larger train.loss_tol",
-                cfg.train.loss_tol, cfg.dtype, eps,
+                "train.loss_tol=%g is below %s's resolution of the loss (½·eps² = %.2g for "
+                "unit-size residuals): the loss is unlikely to reach it; %sa larger "
+                "train.loss_tol",
+                cfg.train.loss_tol, cfg.dtype, floor, remedy,
             )  # fmt: skip
         yield folder
     finally:

@@ -1,0 +1,5 @@
+"""``python -m implicit_reg [overrides]``: the same app as ``python train.py`` (README)."""
+
+from implicit_reg.app import main
+
+main()
