@@ -1,7 +1,7 @@
 """The Hydra callback that summarizes a multirun when it ends (``configs/hydra/default.yaml``),
 then exits with status 1, in one line, if a run of the sweep folder did not finish (``failed``,
-``crashed``, ``corrupt``, ``missing``) or a job kept a finished run made with other overrides
-(``implicit_reg/sweep_job.py``)."""
+``crashed``, ``corrupt``, ``incomplete``, ``missing``) or a job kept a finished run made with
+other overrides (``implicit_reg/sweep_job.py``)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from implicit_reg.sweep_job import recorded_overrides
 
 log = logging.getLogger(__name__)
 
-NOT_DONE = ("failed", "crashed", "corrupt", "missing")
+NOT_DONE = ("failed", "crashed", "corrupt", "incomplete", "missing")
 
 
 class SummarizeSweep(Callback):
