@@ -341,12 +341,18 @@ def _flow(
     return result
 
 
+STEPS_MAX = float(2**62)
+"""More steps than any run takes, exact in float64 and int64 (``steps_within``'s cap)."""
+
+
 def steps_within(max_time: float, lr: Tensor) -> Tensor:
     """The gradient descent steps that fit in flow time ``max_time``, per run: the largest n
     with n·lr ≤ max_time, up to rounding. A quotient within 4 ulps (relative 4·2⁻⁵²) of an
     integer counts as that integer, so 0.3 / 0.1 = 2.9999999999999996 gives 3 steps (flow time
-    0.3), not 2; a step that overshoots max_time by more than that rounding is not taken."""
+    0.3), not 2; a step that overshoots max_time by more than that rounding is not taken. A
+    count past ``STEPS_MAX`` is ``STEPS_MAX`` (``train.max_steps`` is the limit then)."""
     quotient = max_time / lr.double()
     nearest = quotient.round()
     close = (quotient - nearest).abs() <= 4 * sys.float_info.epsilon * nearest.abs()
-    return torch.where(close, nearest, quotient.floor()).long()
+    steps = torch.where(close, nearest, quotient.floor())
+    return steps.clamp(max=STEPS_MAX).long()  # max_time=1e300: no limit, not an overflow
