@@ -13,6 +13,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from implicit_reg.os_errors import one_line
+from implicit_reg.record import artifacts, run_folder
 from implicit_reg.summarize import SummaryError, summarize, sweep_grid
 from implicit_reg.sweep_job import recorded_overrides
 
@@ -22,6 +24,16 @@ NOT_DONE = ("failed", "crashed", "corrupt", "incomplete", "missing")
 
 
 class SummarizeSweep(Callback):
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Before Hydra writes ``multirun.yaml``: refuse a sweep folder that another running
+        sweep holds, or that cannot be written, in one line; hold its lock until the end."""
+        folder = Path(config.hydra.sweep.dir)
+        try:
+            run_folder.lock(folder)
+            artifacts.check_writable(folder)
+        except Exception as error:  # Hydra would warn and write the folder anyway
+            sys.exit(f"sweep {folder}: {one_line(error)}")
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         # Hydra turns an exception raised here into a warning: SystemExit sets the exit status.
         folder = Path(config.hydra.sweep.dir)
@@ -32,6 +44,7 @@ class SummarizeSweep(Callback):
         except Exception:  # the runs are done and saved; a summary can be made again later
             log.exception("no summary")
             sys.exit(f"sweep {folder}: no summary: run `python -m implicit_reg.summarize {folder}`")
+        run_folder.unlock(folder)
         log.info("sweep summary\n%s", text)
         problem = unfinished(folder, rows)
         if problem:

@@ -23,7 +23,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from implicit_reg.config.validate import ConfigError
 from implicit_reg.record import artifacts, completion, hparams
-from implicit_reg.record.run_folder import FolderRefused
+from implicit_reg.record.run_folder import FolderRefused, in_use
 from implicit_reg.run import run
 
 log = logging.getLogger(__name__)
@@ -42,9 +42,13 @@ def finished_metrics(folder: Path) -> dict[str, Any] | None:
 
 def record_subdir(output_dir: str, mode: Any) -> str | None:
     """``hydra.output_subdir`` of a job: ``.hydra``, or None (Hydra then writes no record) for a
-    job of a multirun whose folder holds a finished run. ``mode`` is ``hydra.mode``."""
+    job of a multirun whose folder holds a finished run or is in use by another process (that
+    job is then refused, ``run_job``). ``mode`` is ``hydra.mode``."""
     multirun = getattr(mode, "name", str(mode)).endswith("MULTIRUN")
-    return None if multirun and finished_metrics(Path(output_dir)) is not None else ".hydra"
+    if not multirun:
+        return ".hydra"
+    folder = Path(output_dir)
+    return None if finished_metrics(folder) is not None or in_use(folder) else ".hydra"
 
 
 OmegaConf.register_new_resolver("record_subdir", record_subdir, replace=True)

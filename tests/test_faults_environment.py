@@ -160,3 +160,42 @@ def test_a_console_that_is_not_utf8_gets_escapes_not_tracebacks(tmp_path: Path) 
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Logging error" not in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_a_job_whose_folder_another_process_runs_in_gets_no_hydra_record(tmp_path: Path) -> None:
+    """Catches: a second sweep into the same folder rewriting the running job's ``.hydra/``
+    (its summary then showed the other sweep's overrides beside the first one's result)."""
+    from implicit_reg.sweep_job import record_subdir
+
+    tmp_path.joinpath(run_folder.LOCK).touch()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, sys, time; "
+         f"fd = os.open({str(tmp_path / run_folder.LOCK)!r}, os.O_RDWR); "
+         "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert record_subdir(str(tmp_path), "RunMode.MULTIRUN") is None
+        assert run_folder.in_use(tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert record_subdir(str(tmp_path), "RunMode.MULTIRUN") == ".hydra"
+    assert not run_folder.in_use(tmp_path)
+
+
+def test_a_sweep_folder_in_use_is_refused_before_multirun_yaml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Catches: a second sweep into a running sweep's folder rewriting its ``multirun.yaml``."""
+
+    def held(path: Path) -> bool:
+        raise run_folder.FolderRefused(f"{path} is in use by another running process")
+
+    monkeypatch.setattr(run_folder, "lock", held)
+    sweep = tmp_path / "s"
+    overrides = (*SHORT, "optim.lr=0.01,0.02", f"hydra.sweep.dir={sweep}")
+    line = refused(monkeypatch, capsys, "-m", *overrides)
+    assert line.startswith(f"sweep {sweep}: FolderRefused: ") and "in use" in line
+    assert not (sweep / "multirun.yaml").exists()

@@ -215,6 +215,24 @@ def lock(path: Path) -> bool:
     return True
 
 
+def in_use(path: Path) -> bool:
+    """Whether another process holds the lock of ``path`` now (creates nothing)."""
+    path = path.resolve()
+    if path in _held:
+        return False
+    try:
+        fd = os.open(path / LOCK, os.O_RDWR)
+    except OSError:  # no lock file: no run there yet
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops a lock taken here
+    return False
+
+
 def unlock(path: Path) -> None:
     fd = _held.pop(path.resolve(), None)
     if fd is not None:
