@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from implicit_reg.os_errors import console_never_fails, one_line
 from implicit_reg.record import artifacts
 from implicit_reg.record.completion import UNFINISHED, missing_results
 from implicit_reg.record.runs import not_a_folder, run_folders
@@ -315,8 +316,11 @@ def main(argv: list[str] | None = None) -> None:
         _, text = summarize(args.folder, args.metric, args.by, args.abs, not args.no_plot)
     except SummaryError as error:
         sys.exit(f"summarize: {error}")
+    except OSError as error:  # a read-only or full folder: summary.csv is whole or absent
+        sys.exit(f"summarize: {one_line(error)}")
     print(text)
 
 
 if __name__ == "__main__":
+    console_never_fails()
     main()

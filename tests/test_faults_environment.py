@@ -199,3 +199,17 @@ def test_a_sweep_folder_in_use_is_refused_before_multirun_yaml(
     line = refused(monkeypatch, capsys, "-m", *overrides)
     assert line.startswith(f"sweep {sweep}: FolderRefused: ") and "in use" in line
     assert not (sweep / "multirun.yaml").exists()
+
+
+def test_summarize_in_a_folder_that_cannot_be_written_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Catches: a traceback from writing ``summary.csv`` into a read-only sweep folder."""
+    from implicit_reg import summarize
+
+    train_here(monkeypatch, *SHORT, "train.max_steps=20", f"hydra.run.dir={tmp_path / '0'}")
+    monkeypatch.setattr(artifacts, "atomic_write", failing(errno.EROFS))
+    with pytest.raises(SystemExit) as exit_:
+        summarize.main([str(tmp_path), "--no-plot"])
+    assert str(exit_.value.code).startswith("summarize: OSError: Read-only file system")
+    assert not (tmp_path / "summary.csv").exists()
