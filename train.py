@@ -3,7 +3,7 @@
 The same app is ``python -m implicit_reg`` and, once installed, ``implicit-reg``
 (``implicit_reg/app.py``)."""
 
-from implicit_reg.app import main
+from implicit_reg.app import cli
 
 if __name__ == "__main__":
-    main()
+    cli()

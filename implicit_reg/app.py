@@ -16,6 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from implicit_reg.os_errors import console_never_fails, one_line
 from implicit_reg.sweep_job import run_job
 
 PACKAGE = Path(__file__).resolve().parent
@@ -55,6 +56,24 @@ def main(cfg: DictConfig) -> None:
     """Train the composed config into Hydra's output folder; a stopped run stops a sweep too."""
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
-    result = run_job(cfg, out_dir, multirun=hydra_cfg.mode == RunMode.MULTIRUN)
+    try:
+        result = run_job(cfg, out_dir, multirun=hydra_cfg.mode == RunMode.MULTIRUN)
+    except KeyboardInterrupt as stop:  # a second signal, or one before the handler is on
+        signum = getattr(stop, "signum", signal.SIGINT)
+        print(
+            f"{signal.Signals(signum).name}: stopped at once; {out_dir} keeps its last checkpoint "
+            "(run the same command again to resume from it)",
+            file=sys.stderr,
+        )
+        sys.exit(128 + signum)
+    except OSError as error:  # a full disk, a read-only folder: the files written are whole
+        sys.exit(one_line(error))
     if result["status"] == "interrupted":  # outputs are written; stop a sweep too
         sys.exit(128 + signal.Signals[result["signal"]])
+
+
+def cli() -> None:
+    """The command line (``train.py``, ``python -m implicit_reg``, ``implicit-reg``): a console
+    that cannot encode a character escapes it rather than failing, then the app."""
+    console_never_fails()
+    main()

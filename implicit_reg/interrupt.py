@@ -3,7 +3,8 @@
 Inside ``with StopRequest() as stop:`` the first such signal only sets ``stop()``; the training
 loop sees it before its next step, and the run then writes a checkpoint, flushes TensorBoard and
 writes ``metrics.json`` with status ``interrupted``. A second signal stops at once
-(``KeyboardInterrupt``); the last periodic checkpoint is then where a rerun resumes.
+(``StopNow``, a ``KeyboardInterrupt``, which ``train.py`` reports in one line); the last
+checkpoint is then where a rerun resumes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,14 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StopNow(KeyboardInterrupt):
+    """A second SIGINT/SIGTERM: stop at once. ``signum`` is the signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 class StopRequest:
@@ -33,7 +42,7 @@ class StopRequest:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is not None:
-            raise KeyboardInterrupt
+            raise StopNow(signum)
         self.signum = signum
         log.warning("%s: stopping after this step (send it again to stop now)", self.name)
 

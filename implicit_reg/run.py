@@ -9,7 +9,6 @@ import logging
 import math
 import sys
 import time
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -185,81 +184,83 @@ def _train(cfg: DictConfig, out_dir: Path, folder: run_folder.Folder) -> dict[st
             checkpoint.identity(cfg),
             guard.state() if guard is not None else None,
             rule.state() if rule is not None else None,
+            history.before(step) if history is not None else None,
         )
-        checkpoint.write(out_dir, state)
-        if history is not None:
+        if history is not None:  # first: the history always reaches the checkpoint's step
             history.write(out_dir)
+        checkpoint.write(out_dir, state)
         log.debug("checkpoint at step %d", step)
 
-    guards = ExitStack()  # SIGINT/SIGTERM stop the loop; anomaly detection on if asked
-    stop = guards.enter_context(StopRequest())
-    guards.enter_context(torch.autograd.set_detect_anomaly(cfg.train.detect_anomaly))
-    try:
-        step, interrupted = descend(
-            stepper,
-            lr,
-            runs,
-            max_steps=max_steps,
-            loss_tol=cfg.train.loss_tol,
-            schedule=LogSchedule(
-                int(max_steps.max()), cfg.train.log_every, cfg.train.log_per_decade
-            ),
-            on_log=on_log,
-            check_every=cfg.batch.check_every,
-            start_step=start_step,
-            checkpoint_every=cfg.train.checkpoint_every,
-            on_checkpoint=save_checkpoint,
-            stop_requested=stop,
-            rule=rule,
-        )
-        progress.reached(step)  # the true step, also after a signal
-        save_checkpoint(step)  # resume an interrupted run, or extend a finished one (history too)
-        W, loss = stepper.end_to_end(), problem.loss(stepper.end_to_end())
-        # a single run's final state, at its stop step (diverged: the step before)
-        if single and not interrupted:
-            final_step = runs.last_finite_step()
-            if final_step != logged:
-                record(final_step, W, loss, lr * final_step)
-                if history is not None:
-                    history.write(out_dir)
-        wall_time = time.perf_counter() - started
-        if stalled := int((runs.status == STALLED).sum()):
-            log.warning(
-                "%s stalled: no factor entry moved in batch.check_every=%d steps, so the "
-                "gradient vanished below the factors' rounding at a non-minimum (a saddle such "
-                "as W = 0: try a larger init.scale)",
-                "the run" if single else f"{stalled} of {len(grid)} runs",
-                cfg.batch.check_every,
-            )
-        if guard is not None and (crossed := guard.warning()) is not None:
-            log.warning("%s", crossed)
-    except BaseException:
-        logger.close()
-        raise
-    finally:
-        guards.close()
-        progress.close()
+    # SIGINT/SIGTERM stop the loop; the handler stays on while the outputs are written, so a
+    # first signal then changes nothing and a second one stops before metrics.json is written
+    with StopRequest() as stop:
+        try:
+            with torch.autograd.set_detect_anomaly(cfg.train.detect_anomaly):
+                step, interrupted = descend(
+                    stepper,
+                    lr,
+                    runs,
+                    max_steps=max_steps,
+                    loss_tol=cfg.train.loss_tol,
+                    schedule=LogSchedule(
+                        int(max_steps.max()), cfg.train.log_every, cfg.train.log_per_decade
+                    ),
+                    on_log=on_log,
+                    check_every=cfg.batch.check_every,
+                    start_step=start_step,
+                    checkpoint_every=cfg.train.checkpoint_every,
+                    on_checkpoint=save_checkpoint,
+                    stop_requested=stop,
+                    rule=rule,
+                )
+                progress.reached(step)  # the true step, also after a signal
+                save_checkpoint(step)  # resume an interrupted run, or extend a finished one
+                W, loss = stepper.end_to_end(), problem.loss(stepper.end_to_end())
+                # a single run's final state, at its stop step (diverged: the step before)
+                if single and not interrupted:
+                    final_step = runs.last_finite_step()
+                    if final_step != logged:
+                        record(final_step, W, loss, lr * final_step)
+                        if history is not None:
+                            history.write(out_dir)
+            wall_time = time.perf_counter() - started
+            if stalled := int((runs.status == STALLED).sum()):
+                log.warning(
+                    "%s stalled: no factor entry moved in batch.check_every=%d steps, so the "
+                    "gradient vanished below the factors' rounding at a non-minimum (a saddle "
+                    "such as W = 0: try a larger init.scale)",
+                    "the run" if single else f"{stalled} of {len(grid)} runs",
+                    cfg.batch.check_every,
+                )
+            if guard is not None and (crossed := guard.warning()) is not None:
+                log.warning("%s", crossed)
+        except BaseException:
+            logger.close()
+            raise
+        finally:
+            progress.close()
 
-    if single:
-        result = outputs.single_run(
-            cfg, out_dir, logger, runs, lr, stepper.factors(), W, problem, wall_time, device,
-            interrupted, {**det_sign.record(), **(guard.record() if guard is not None else {})},
+        # the results first (TensorBoard, final.pt, runs.csv, the history), metrics.json last
+        if single:
+            result = outputs.single_run(
+                cfg, out_dir, logger, runs, lr, stepper.factors(), W, problem, wall_time, device,
+                interrupted, {**det_sign.record(), **(guard.record() if guard is not None else {})},
+            )  # fmt: skip
+            result.update({"signal": stop.name} if stop.name is not None else {})
+            folder.write_metrics(cfg, result)
+            log.info("\n%s", summary(result, out_dir, problem.shape))
+            return result
+        values = scalars.compute_runs(problem, W, lr * runs.steps, W0, cfg.train.max_tracked, align)
+        final_step = int(runs.steps.max())
+        if history is not None and not interrupted and history.steps[-1:] != [final_step]:
+            history.append(final_step, values)  # each run's final state, as runs.csv has it
+            history.write(out_dir)
+        result = outputs.batch(
+            cfg, out_dir, logger, grid, runs, lr, stepper.factors(), W, values, problem,
+            wall_time, device, interrupted, guard.per_run() if guard is not None else {},
         )  # fmt: skip
         result.update({"signal": stop.name} if stop.name is not None else {})
         folder.write_metrics(cfg, result)
-        log.info("\n%s", summary(result, out_dir, problem.shape))
-        return result
-    values = scalars.compute_runs(problem, W, lr * runs.steps, W0, cfg.train.max_tracked, align)
-    final_step = int(runs.steps.max())
-    if history is not None and not interrupted and history.steps[-1:] != [final_step]:
-        history.append(final_step, values)  # each run's final state, as runs.csv has it
-        history.write(out_dir)
-    result = outputs.batch(
-        cfg, out_dir, logger, grid, runs, lr, stepper.factors(), W, values, problem, wall_time,
-        device, interrupted, guard.per_run() if guard is not None else {},
-    )  # fmt: skip
-    result.update({"signal": stop.name} if stop.name is not None else {})
-    folder.write_metrics(cfg, result)
     log.info("%s", outputs.batch_line(result, out_dir))
     return result
 
@@ -331,7 +332,7 @@ def _flow(
         return None
 
     started = time.perf_counter()
-    with StopRequest() as stop:
+    with StopRequest() as stop:  # on until metrics.json is written (see ``_train``)
         try:
             outcome = flow_from_config(cfg, model, problem, on_log, stop)
         except BaseException:
@@ -339,39 +340,46 @@ def _flow(
             raise
         finally:
             progress.close()
-    factors = [f.detach().unsqueeze(0) for f in model.factors]
-    result = {
-        **logger.last,
-        "status": outcome.status,
-        "steps": outcome.steps,
-        "flow_time": outcome.flow_time,
-        "gradient_evaluations": outcome.gradient_evaluations,
-        "wall_time_s": time.perf_counter() - started,
-        "device": str(device),
-        "seed": int(cfg.seed),
-        **outcome.record,
-        **det_sign.record(),
-    }
-    if stop.name is not None:
-        result["signal"] = stop.name
-    hparams.record(logger.writer, hparams.of(cfg, outcome.status), result)
-    logger.close()
-    folder.write_metrics(cfg, result)
-    if history is not None:
-        history.write(out_dir)
-    if outcome.status != "interrupted":
-        W = product(factors)
-        artifacts.save_torch(out_dir / "final.pt", outputs.final_state(factors, W, problem))
+        factors = [f.detach().unsqueeze(0) for f in model.factors]
+        result = {
+            **logger.last,
+            "status": outcome.status,
+            "steps": outcome.steps,
+            "flow_time": outcome.flow_time,
+            "gradient_evaluations": outcome.gradient_evaluations,
+            "wall_time_s": time.perf_counter() - started,
+            "device": str(device),
+            "seed": int(cfg.seed),
+            **outcome.record,
+            **det_sign.record(),
+        }
+        hparams.record(logger.writer, hparams.of(cfg, outcome.status), result)
+        logger.close()
+        # the results first, metrics.json (the record that they are complete) last
+        if history is not None:
+            history.write(out_dir)
+        if outcome.status != "interrupted":
+            W = product(factors)
+            artifacts.save_torch(out_dir / "final.pt", outputs.final_state(factors, W, problem))
+        if stop.name is not None:  # a signal while writing is recorded too
+            result["signal"] = stop.name
+        folder.write_metrics(cfg, result)
     log.info("\n%s", summary(result, out_dir, problem.shape))
     return result
+
+
+STEPS_MAX = float(2**62)
+"""More steps than any run takes, exact in float64 and int64 (``steps_within``'s cap)."""
 
 
 def steps_within(max_time: float, lr: Tensor) -> Tensor:
     """The gradient descent steps that fit in flow time ``max_time``, per run: the largest n
     with n·lr ≤ max_time, up to rounding. A quotient within 4 ulps (relative 4·2⁻⁵²) of an
     integer counts as that integer, so 0.3 / 0.1 = 2.9999999999999996 gives 3 steps (flow time
-    0.3), not 2; a step that overshoots max_time by more than that rounding is not taken."""
+    0.3), not 2; a step that overshoots max_time by more than that rounding is not taken. A
+    count past ``STEPS_MAX`` is ``STEPS_MAX`` (``train.max_steps`` is the limit then)."""
     quotient = max_time / lr.double()
     nearest = quotient.round()
     close = (quotient - nearest).abs() <= 4 * sys.float_info.epsilon * nearest.abs()
-    return torch.where(close, nearest, quotient.floor()).long()
+    steps = torch.where(close, nearest, quotient.floor())
+    return steps.clamp(max=STEPS_MAX).long()  # max_time=1e300: no limit, not an overflow

@@ -4,13 +4,14 @@ Scans every run folder under ``<folder>`` (a folder with ``.hydra/``), partial a
 sweeps included, and writes ``<folder>/summary.csv``: one row per run with its overrides as
 columns (the swept keys, from ``.hydra/overrides.yaml``), its ``status`` and its final metrics.
 A folder with no ``metrics.json`` is ``crashed`` (or still running), one whose ``metrics.json``
-cannot be read is ``corrupt``; a job of the multirun's grid with no folder at all is
-``missing``. A folder with no run, or a ``--metric``/``--by`` no run has, is refused with one
-line and exit status 1 before any file is written. A batched run gives one row per run of
-its ``runs.csv``, with ``seed``, ``init.scale`` and ``optim.lr`` as columns. Prints a compact
-table and plots a metric against a swept key (``summary_<metric>_vs_<key>.png``). Its count
-line gives the runs by status and ``unstable N``: the runs that crossed the stability bound
-(``unstable_at_step`` ≥ 0, whatever their status, or stopped there). Runs at the end of every
+cannot be read is ``corrupt``, one whose results are missing or not whole is ``incomplete``
+(``record/completion.py``); a job of the multirun's grid with no folder at all is ``missing``.
+A folder with no run, or a ``--metric``/``--by`` no run has, is refused with one line and exit
+status 1 before any file is written. A batched run gives one row per run of its ``runs.csv``,
+with ``seed``, ``init.scale`` and ``optim.lr`` as columns. Prints a compact table and plots a
+metric against a swept key (``summary_<metric>_vs_<key>.png``). Its count line gives the runs
+by status and ``unstable N``: the runs that crossed the stability bound (``unstable_at_step``
+≥ 0, whatever their status, or stopped there). Runs at the end of every
 multirun (``implicit_reg.sweep_callback``).
 """
 
@@ -27,7 +28,9 @@ from typing import Any
 
 import yaml
 
+from implicit_reg.os_errors import console_never_fails, one_line
 from implicit_reg.record import artifacts
+from implicit_reg.record.completion import UNFINISHED, missing_results
 from implicit_reg.record.runs import not_a_folder, run_folders
 
 STATUS_COLUMNS = ("run", "status", "steps", "error")
@@ -120,6 +123,11 @@ def rows_of(run: Path, folder: Path) -> list[dict[str, Any]]:
             raise ValueError(f"a JSON {type(metrics).__name__}, not an object")
     except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
         return [{**base, "status": "corrupt", "error": f"metrics.json: {error}"}]
+    missing = [] if metrics.get("status") in UNFINISHED else missing_results(run, metrics)
+    if missing:  # its record outlived its results: a rerun runs it again
+        return [
+            {**base, "status": "incomplete", "error": f"{', '.join(missing)}: missing or not whole"}
+        ]
     if (run / "runs.csv").exists():
         try:
             with open(run / "runs.csv") as f:
@@ -365,8 +373,11 @@ def main(argv: list[str] | None = None) -> None:
         _, text = summarize(args.folder, args.metric, args.by, args.abs, not args.no_plot)
     except SummaryError as error:
         sys.exit(f"summarize: {error}")
+    except OSError as error:  # a read-only or full folder: summary.csv is whole or absent
+        sys.exit(f"summarize: {one_line(error)}")
     print(text)
 
 
 if __name__ == "__main__":
+    console_never_fails()
     main()

@@ -1,8 +1,8 @@
 """The Hydra callbacks of a multirun (``configs/hydra/default.yaml``): after each job, how many
-jobs of the sweep are done and the time so far (``SweepProgress``); at the end, a summary, then
-exit status 1, in one line, if a run of the sweep folder did not finish (``failed``,
-``crashed``, ``corrupt``, ``missing``) or a job kept a finished run made with other overrides
-(``implicit_reg/sweep_job.py``)."""
+jobs of the sweep are done and the time so far (``SweepProgress``); at the start, the sweep
+folder's lock; at the end, a summary, then exit status 1, in one line, if a run of the sweep
+folder did not finish (``failed``, ``crashed``, ``corrupt``, ``incomplete``, ``missing``) or a
+job kept a finished run made with other overrides (``implicit_reg/sweep_job.py``)."""
 
 from __future__ import annotations
 
@@ -17,13 +17,15 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from implicit_reg.os_errors import one_line
+from implicit_reg.record import artifacts, run_folder
 from implicit_reg.record.progress import clock_time
 from implicit_reg.summarize import SummaryError, job_folders, summarize, sweep_grid
 from implicit_reg.sweep_job import recorded_overrides
 
 log = logging.getLogger(__name__)
 
-NOT_DONE = ("failed", "crashed", "corrupt", "missing")
+NOT_DONE = ("failed", "crashed", "corrupt", "incomplete", "missing")
 
 
 class SweepProgress(Callback):
@@ -52,6 +54,16 @@ def sweep_progress(folder: Path, now: float | None = None) -> str:
 
 
 class SummarizeSweep(Callback):
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Before Hydra writes ``multirun.yaml``: refuse a sweep folder that another running
+        sweep holds, or that cannot be written, in one line; hold its lock until the end."""
+        folder = Path(config.hydra.sweep.dir)
+        try:
+            run_folder.lock(folder)
+            artifacts.check_writable(folder)
+        except Exception as error:  # Hydra would warn and write the folder anyway
+            sys.exit(f"sweep {folder}: {one_line(error)}")
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         # Hydra turns an exception raised here into a warning: SystemExit sets the exit status.
         folder = Path(config.hydra.sweep.dir)
@@ -62,6 +74,7 @@ class SummarizeSweep(Callback):
         except Exception:  # the runs are done and saved; a summary can be made again later
             log.exception("no summary")
             sys.exit(f"sweep {folder}: no summary: run `python -m implicit_reg.summarize {folder}`")
+        run_folder.unlock(folder)
         log.info("sweep summary\n%s", text)
         problem = unfinished(folder, rows)
         if problem:

@@ -22,33 +22,34 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
 from implicit_reg.config.validate import ConfigError
-from implicit_reg.record import artifacts, hparams
-from implicit_reg.record.run_folder import FolderRefused
+from implicit_reg.record import artifacts, completion, hparams
+from implicit_reg.record.run_folder import FolderRefused, in_use
 from implicit_reg.run import run
 from implicit_reg.summarize import job_folders, sweep_grid
 
 log = logging.getLogger(__name__)
 
-UNFINISHED = ("failed", "interrupted")  # statuses a rerun goes on from; any other is an end
-
 
 def finished_metrics(folder: Path) -> dict[str, Any] | None:
     """The ``metrics.json`` of the finished run ``folder`` holds, or None: no ``metrics.json``,
-    one that cannot be read (summarize calls it ``corrupt``), or a failed or interrupted run."""
+    one that cannot be read (summarize calls it ``corrupt``), a failed or interrupted run, or
+    one whose results are not all whole (``record/completion.py``)."""
     try:
-        metrics = json.loads((Path(folder) / "metrics.json").read_text())
+        metrics = json.loads((Path(folder) / completion.METRICS).read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(metrics, dict) or metrics.get("status", "failed") in UNFINISHED:
-        return None
-    return metrics
+    return metrics if completion.finished(Path(folder), metrics) else None
 
 
 def record_subdir(output_dir: str, mode: Any) -> str | None:
     """``hydra.output_subdir`` of a job: ``.hydra``, or None (Hydra then writes no record) for a
-    job of a multirun whose folder holds a finished run. ``mode`` is ``hydra.mode``."""
+    job of a multirun whose folder holds a finished run or is in use by another process (that
+    job is then refused, ``run_job``). ``mode`` is ``hydra.mode``."""
     multirun = getattr(mode, "name", str(mode)).endswith("MULTIRUN")
-    return None if multirun and finished_metrics(Path(output_dir)) is not None else ".hydra"
+    if not multirun:
+        return ".hydra"
+    folder = Path(output_dir)
+    return None if finished_metrics(folder) is not None or in_use(folder) else ".hydra"
 
 
 OmegaConf.register_new_resolver("record_subdir", record_subdir, replace=True)

@@ -17,15 +17,14 @@ def least_squares_flow(X: Tensor, y: Tensor, t: float, beta0: Tensor | None = No
     With X = UΣVᵀ and λᵢ = σᵢ²: β_t = V Σ_tᵀ Uᵀ y + V e^{−2tΛ} Vᵀ β₀, (Σ_t)ᵢᵢ = (1 − e^{−2tλᵢ})/σᵢ.
     ``beta0`` may carry leading batch dimensions.
     """
-    U, s, Vh = torch.linalg.svd(X, full_matrices=True)
+    U, s, Vh = torch.linalg.svd(X, full_matrices=False)  # not n×n: n may be large
     r = int((s > s.max() * max(X.shape) * torch.finfo(s.dtype).eps).sum())
-    s = s[:r]
+    U, s, Vh = U[:, :r], s[:r], Vh[:r]
     decay = torch.exp(-2.0 * t * s.square())
-    beta = Vh[:r].T @ ((1 - decay) / s * (U[:, :r].T @ y))
-    if beta0 is not None:
-        coords = beta0 @ Vh.T  # β₀ in the V basis; null-space components do not move
-        coords = torch.cat([coords[..., :r] * decay, coords[..., r:]], dim=-1)
-        beta = beta + coords @ Vh
+    beta = Vh.T @ ((1 - decay) / s * (U.T @ y))
+    if beta0 is not None:  # V e^{−2tΛ} Vᵀ β₀: the null-space part of β₀ does not move
+        coords = beta0 @ Vh.T
+        beta = beta + beta0 - (coords * (1 - decay)) @ Vh
     return beta
 
 

@@ -55,7 +55,7 @@ def batch(tmp_path_factory):
 def test_batched_run_equals_unbatched_runs(batch, tmp_path):
     out, result = batch
     rows = read_rows(out / "runs.csv")
-    final = torch.load(out / "final.pt")
+    final = torch.load(out / "final.pt", weights_only=True)
     assert len(rows) == 9 and [r["status"] for r in rows].count("diverged") == 3
     assert {r["status"] for r in rows} == {"converged", "max_steps", "diverged"}
     assert result["runs/converged"] == 3 and result["status"] == "mixed"
@@ -68,7 +68,7 @@ def test_batched_run_equals_unbatched_runs(batch, tmp_path):
             continue
         # A single run multiplies 2-D matrices (BLAS, which may fuse a multiply-add), a batch
         # sums its products in order: equal to within an ulp a step.
-        single = torch.load(alone / "final.pt")
+        single = torch.load(alone / "final.pt", weights_only=True)
         for batched_factor, factor in zip(final["factors"], single["factors"], strict=True):
             torch.testing.assert_close(batched_factor[k], factor, rtol=1e-12, atol=1e-15)
         for tag in ("loss/train", "norm/nuclear", "rank/effective", "entries/1_1", "time/flow"):
@@ -86,7 +86,8 @@ def test_check_every_does_not_change_results(batch, tmp_path):
         ]
 
     assert results(out / "runs.csv") == results(tmp_path / "runs.csv")
-    a, b = torch.load(out / "final.pt"), torch.load(tmp_path / "final.pt")
+    a = torch.load(out / "final.pt", weights_only=True)
+    b = torch.load(tmp_path / "final.pt", weights_only=True)
     assert all(torch.equal(x, y) for x, y in zip(a["factors"], b["factors"], strict=True))
 
 
@@ -111,7 +112,7 @@ def test_least_squares_batch_reaches_min_norm(tmp_path):
     cfg.train.max_steps = 20000
     result = run(cfg, tmp_path)
     assert result["runs/converged"] == 4
-    final = torch.load(tmp_path / "final.pt")
+    final = torch.load(tmp_path / "final.pt", weights_only=True)
     min_norm = torch.linalg.pinv(final["X"]) @ final["y"]
     for W in final["W"]:
         torch.testing.assert_close(W[:, 0], min_norm, rtol=1e-9, atol=1e-11)

@@ -23,7 +23,7 @@ def test_default_2x2_norms_grow_rank_falls_det_stays_positive(train_run) -> None
     assert (logged["det/sign"][1] > 0).all()
     assert metrics["norm/nuclear"] >= metrics["norm/fro"] >= metrics["norm/spectral"] > 5
     assert metrics["rank/infimal_distance"] < 0.1
-    final = torch.load(out / "final.pt")
+    final = torch.load(out / "final.pt", weights_only=True)
     W = final["W"]
     assert torch.allclose(W, final["factors"][2] @ final["factors"][1] @ final["factors"][0])
     assert torch.equal(final["mask"], torch.tensor([[False, True], [True, True]]))
@@ -53,7 +53,7 @@ def test_random_low_rank_completion_finds_a_low_rank_fit(train_run) -> None:
         "train.loss_tol=1e-6",
         "train.max_steps=20000",
     )
-    final = torch.load(out / "final.pt")
+    final = torch.load(out / "final.pt", weights_only=True)
     assert int(final["mask"].sum()) == 24
     assert torch.linalg.matrix_rank(final["target"]).item() == 1
     assert metrics["status"] == "converged"

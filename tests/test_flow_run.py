@@ -36,7 +36,7 @@ def test_flow_run_writes_the_contract_and_reaches_the_depth2_target(tmp_path):
     assert abs(metrics["entries/1_1"]) * math.sqrt(2 * metrics["loss/train"]) == pytest.approx(
         1.0, abs=0.01
     )
-    final = torch.load(tmp_path / "final.pt")
+    final = torch.load(tmp_path / "final.pt", weights_only=True)
     assert torch.allclose(final["factors"][1] @ final["factors"][0], final["W"], atol=1e-9)
     assert result["svd_near_crossing_at_time"] is None
     assert list(tmp_path.glob("events.out.tfevents.*"))

@@ -62,7 +62,7 @@ def test_gd_from_zero_reaches_min_norm_solution(train_run) -> None:
     Catches: a GD start other than 0 (``init.kind=zero`` ignored), or ``dist/min_norm`` measured
     from another point."""
     metrics, out = train_run("problem=least_squares", "train.max_steps=20000")
-    final = torch.load(out / "final.pt")
+    final = torch.load(out / "final.pt", weights_only=True)
     X, y, beta = final["X"], final["y"], final["beta"]
     min_norm = torch.linalg.pinv(X) @ y
     assert metrics["status"] == "converged"
@@ -100,7 +100,7 @@ def test_gd_from_a_nonzero_start_keeps_its_null_space_component(train_run) -> No
     metrics, out = train_run(
         "problem=least_squares", "init.kind=gaussian", "init.scale=0.3", "train.max_steps=20000"
     )
-    final = torch.load(out / "final.pt")
+    final = torch.load(out / "final.pt", weights_only=True)
     X, y, beta = final["X"], final["y"], final["beta"]
     (start,) = sample_factors("gaussian", 0.3, "any", [(X.shape[1], 1)], seed=0)
     # the limit of seed eq. (6) from β₀: pinv(X) y plus β₀'s component in the null space of X

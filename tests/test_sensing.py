@@ -127,7 +127,7 @@ def test_gradient_descent_recovers_a_rank_one_matrix_from_few_measurements(train
         "train.loss_tol=1e-10",
         "train.max_steps=20000",
     )
-    final = torch.load(out / "final.pt")
+    final = torch.load(out / "final.pt", weights_only=True)
     truth = final["ground_truth"]
     assert metrics["status"] == "converged"
     assert metrics["error/reconstruction"] < 1e-4
@@ -146,7 +146,7 @@ def test_a_batch_reports_the_reconstruction_error_of_each_run(train_run) -> None
         "optim.lr=0.02",
         "train.max_steps=50",
     )
-    final = torch.load(out / "final.pt")
+    final = torch.load(out / "final.pt", weights_only=True)
     truth = final["ground_truth"]
     expected = ((final["W"] - truth).flatten(1).norm(dim=1) / truth.norm()).tolist()
     lines = (out / "runs.csv").read_text().splitlines()
@@ -169,7 +169,7 @@ def test_train_py_sensing_writes_reconstruction_error_and_ground_truth(train_cli
     )
     assert done.returncode == 0, done.stderr
     metrics = json.loads((out / "metrics.json").read_text())
-    final = torch.load(out / "final.pt")
+    final = torch.load(out / "final.pt", weights_only=True)
     truth = final["ground_truth"]
     assert truth.shape == (5, 4) and torch.linalg.matrix_rank(truth).item() == 2
     assert truth.square().mean().item() == pytest.approx(1.0, rel=1e-12)

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
@@ -35,11 +36,13 @@ def snapshot(root: Path) -> dict[str, bytes | None]:
 
 def job(sweep: Path, name: str, lr: float, metrics: dict | bytes | None) -> Path:
     """A sweep job folder as Hydra and a run leave it: ``.hydra/overrides.yaml`` and, unless
-    None, ``metrics.json`` (a dict as JSON, bytes as they are)."""
+    None, ``metrics.json`` (a dict as JSON, bytes as they are), after the ``final.pt`` it
+    vouches for."""
     folder = sweep / name
     (folder / ".hydra").mkdir(parents=True)
     (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"optim.lr={lr}"]))
     if isinstance(metrics, dict):
+        torch.save({"W": torch.zeros(2, 2)}, folder / "final.pt")
         (folder / "metrics.json").write_text(json.dumps(metrics))
     elif metrics is not None:
         (folder / "metrics.json").write_bytes(metrics)
@@ -103,7 +106,7 @@ def test_figures_refuse_runs_that_no_figure_uses(tmp_path: Path, capsys) -> None
     (run / ".hydra").mkdir(parents=True)
     cfg = make_config("problem=matrix_completion")
     OmegaConf.save(cfg, run / ".hydra" / "config.yaml", resolve=True)
-    (run / "final.pt").write_bytes(b"")  # only its presence is read before the refusal
+    torch.save({"W": torch.zeros(2, 2)}, run / "final.pt")  # whole, never loaded
     before = snapshot(tmp_path)
     assert "no figure" in refusal(figures_main, [str(tmp_path)], capsys)
     assert snapshot(tmp_path) == before

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from implicit_reg.sweep_job import finished_metrics, record_subdir
 from tests.conftest import ROOT
@@ -155,8 +156,19 @@ def test_a_new_grid_in_the_same_folder_runs_into_folders_of_its_own(
     ],
 )
 def test_which_job_folders_a_sweep_keeps(tmp_path: Path, content: str | None, kept: bool) -> None:
+    torch.save({"W": torch.zeros(2, 2)}, tmp_path / "final.pt")
     if content is not None:
         (tmp_path / "metrics.json").write_text(content)
     assert (finished_metrics(tmp_path) is not None) == kept
     assert record_subdir(str(tmp_path), "RunMode.MULTIRUN") == (None if kept else ".hydra")
     assert record_subdir(str(tmp_path), "RunMode.RUN") == ".hydra"  # a single run: not here
+
+
+def test_a_finished_job_whose_final_pt_is_lost_runs_again(tmp_path: Path) -> None:
+    """Catches: a sweep keeping a job whose record says it ended over a lost ``final.pt``."""
+    (tmp_path / "metrics.json").write_text('{"status": "converged", "results": ["final.pt"]}')
+    assert finished_metrics(tmp_path) is None
+    (tmp_path / "final.pt").write_bytes(b"PK\x03\x04 cut short")
+    assert finished_metrics(tmp_path) is None
+    torch.save({"W": torch.zeros(2, 2)}, tmp_path / "final.pt")
+    assert finished_metrics(tmp_path) is not None

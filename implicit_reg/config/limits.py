@@ -11,7 +11,8 @@ checkpoint and ``final.pt``). The update rules' state comes on top (``STATE_BYTE
 from a later measurement of 10⁶ runs × 20 steps, where plain GD took 2600 MiB: momentum added
 86 MiB, Adam 488 MiB, and GroupRMSprop, whose state is one number a run, nothing measurable).
 Matrix sensing adds its K measurement matrices: drawn in float64 on the host, then held in the
-run's dtype on the device (``problems.matrix_sensing``)."""
+run's dtype on the device (``problems.matrix_sensing``); least squares its n×d X, with the SVD
+of the minimum-norm solution (``data_bytes``)."""
 
 from __future__ import annotations
 
@@ -103,14 +104,38 @@ def available_host_bytes() -> int | None:
 
 
 def data_bytes(cfg: DictConfig) -> tuple[int, int]:
-    """Bytes of a problem's data beyond the runs: the Aₖ of matrix sensing, K·m·n numbers drawn in
-    float64 on the host, then copied to the device in ``dtype`` (no copy for float64 on the CPU);
-    the other problems' data are no larger than one run. (host draw, device copy)."""
+    """Bytes of a problem's data beyond the runs: (host, device).
+
+    - Matrix sensing: its Aₖ, K·m·n numbers drawn in float64 on the host, then copied to the
+      device in ``dtype`` (no copy for float64 on the CPU).
+    - Least squares: X (n×d) and y (n) drawn in float64 on the host, where the minimum-norm
+      solution's SVD (``theory.min_norm_solution``, ``theory.least_squares_flow``) holds a copy
+      of X, its U (n×min(n, d)) and the pseudo-inverse (d×n), each at most n·d numbers; on the
+      device X and y in ``dtype`` and each run's residual Xβ − y and its gradient's product.
+    - Matrix completion: the target and mask, m×n numbers like one run's end-to-end matrix,
+      which the runs' estimate covers."""
     p = cfg.problem
-    if p.kind != "matrix_sensing":
-        return 0, 0
-    numbers = int(p.measurements) * int(p.rows) * int(p.cols)
-    return 8 * numbers, DTYPES[cfg.dtype].itemsize * numbers
+    size = DTYPES[cfg.dtype].itemsize
+    if p.kind == "matrix_sensing":
+        numbers = int(p.measurements) * int(p.rows) * int(p.cols)
+        return 8 * numbers, size * numbers
+    if p.kind == "least_squares":
+        n, d = int(p.n), int(p.d)
+        residuals = 2 * batch.size(cfg) * n
+        return 8 * (4 * n * d + n), size * (n * d + n + residuals)
+    return 0, 0
+
+
+def _data_key(cfg: DictConfig) -> tuple[str, object, str]:
+    """The key that sets the size of the problem's data, its value, and what the data are."""
+    p = cfg.problem
+    if p.kind == "least_squares":
+        return "problem.n", p.n, f"X of {p.n:,}×{p.d:,} and its SVD"
+    return (
+        "problem.measurements",
+        p.measurements,
+        f"{p.measurements:,} measurement matrices of {p.rows}×{p.cols}",
+    )
 
 
 def _memory(cfg: DictConfig, shapes: list[tuple[int, int]]) -> None:
@@ -128,12 +153,11 @@ def _memory(cfg: DictConfig, shapes: list[tuple[int, int]]) -> None:
         if have is None:
             continue
         if data and base + data > have:
-            p = cfg.problem
+            key, value, what = _data_key(cfg)
             raise ConfigError(
-                "problem.measurements",
-                p.measurements,
-                f"what fits in {where} memory: {p.measurements:,} measurement matrices of "
-                f"{p.rows}×{p.cols} need about {data / 2**30:.1f} GiB, "
+                key,
+                value,
+                f"what fits in {where} memory: {what} need about {data / 2**30:.1f} GiB, "
                 f"{have / 2**30:.1f} GiB is available",
             )
         if base + data + need > have:

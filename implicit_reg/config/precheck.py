@@ -16,7 +16,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict, read_write
 
 from implicit_reg.config import limits
-from implicit_reg.config.validate import ConfigError, validate
+from implicit_reg.config.validate import validate
+from implicit_reg.os_errors import one_line
 
 
 class RefuseBadConfig(Callback):
@@ -27,5 +28,5 @@ class RefuseBadConfig(Callback):
         try:
             validate(job)
             limits.check(job)
-        except ConfigError as error:
-            sys.exit(f"{type(error).__name__}: {error}")
+        except Exception as error:  # any: Hydra would warn and write the folder anyway
+            sys.exit(one_line(error))

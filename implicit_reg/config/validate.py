@@ -34,15 +34,21 @@ class ConfigError(ValueError):
         self.key = key
 
 
+INT_MAX = 2**63 - 1
+"""The largest integer a count may hold: steps, runs and sizes are int64 on the device."""
+
+
 def check_number(cfg: DictConfig, key: str, *, minimum: float, strict: bool, integer: bool) -> None:
-    """Refuse ``key`` unless it is a finite number (an integer if ``integer``) above ``minimum``
-    (or at least it, unless ``strict``)."""
+    """Refuse ``key`` unless it is a finite number (an integer if ``integer``, at most
+    ``INT_MAX``) above ``minimum`` (or at least it, unless ``strict``)."""
     value = OmegaConf.select(cfg, key)
     kind = "an integer" if integer else "a number"
     allowed = f"{kind} {'>' if strict else '≥'} {minimum:g}"
     ok = isinstance(value, int) if integer else isinstance(value, (int, float))
     ok = ok and not isinstance(value, bool) and math.isfinite(value)
     ok = ok and (value > minimum if strict else value >= minimum)
+    if ok and integer and value > INT_MAX:
+        ok, allowed = False, f"an integer in {'(' if strict else '['}{minimum:g}, 2**63 − 1]"
     if not ok:
         raise ConfigError(key, value, allowed)
 

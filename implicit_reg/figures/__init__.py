@@ -21,6 +21,7 @@ from implicit_reg.figures import (
     unobserved,
 )
 from implicit_reg.figures.run_panel import run_panel
+from implicit_reg.record import artifacts
 from implicit_reg.record.runs import Run, find_runs
 
 FIGURES = (
@@ -39,30 +40,35 @@ RUN_PANEL = "run"
 """The name of a single run's panel of its own curves (``run.png``)."""
 
 
-def draw_all(folder: Path, out: Path | None = None, only: set[str] | None = None) -> list[Path]:
-    """Draw every figure the runs under ``folder`` support (those named in ``only``, if given)
-    into ``out`` (default ``folder/figures``); returns the PNG paths."""
-    runs = find_runs(folder)
+def draw_all(
+    folder: Path,
+    out: Path | None = None,
+    only: set[str] | None = None,
+    runs: list[Run] | None = None,
+) -> list[Path]:
+    """Draw every figure the runs under ``folder`` (or ``runs``) support (those named in
+    ``only``, if given) into ``out`` (default ``folder/figures``); returns the PNG paths. Every
+    figure is drawn before the first is written, so a run that cannot be read (``UnreadableRun``)
+    stops it with nothing written."""
+    runs = find_runs(folder) if runs is None else runs
     out = out or folder / "figures"
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
+    drawn = []
     for figure in FIGURES:
         chosen = figure.supports(runs) if only is None or figure.NAME in only else []
         if not chosen:
             continue
-        fig = figure.draw(chosen)
-        path = out / f"{figure.NAME}.png"
-        fig.savefig(path, bbox_inches="tight")
-        style.plt.close(fig)
-        written.append(path)
+        drawn.append((out / f"{figure.NAME}.png", figure.draw(chosen)))
     if (only is None or RUN_PANEL in only) and has_run_panel(folder, runs):
         run = runs[0]
         title = f"{run.cfg.problem.name}, depth {run.cfg.model.depth}: {run.metrics['status']}"
-        fig = run_panel(run.scalars, title)
-        fig.savefig(out / "run.png", bbox_inches="tight")
+        drawn.append((out / "run.png", run_panel(run.scalars, title)))
+    out.mkdir(parents=True, exist_ok=True)
+    for path, fig in drawn:
+        artifacts.atomic_write(
+            path, lambda f, fig=fig: fig.savefig(f, format="png", bbox_inches="tight"), mode="wb"
+        )
         style.plt.close(fig)
-        written.append(out / "run.png")
-    return written
+    return [path for path, _ in drawn]
 
 
 def has_run_panel(folder: Path, runs: list[Run]) -> bool:

@@ -31,6 +31,33 @@ def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> N
         raise
 
 
+def remove_stale(folder: Path) -> list[Path]:
+    """Remove the temporary files (``.<name>.<random>.tmp``) that a write killed before its
+    rename left in ``folder``; call it only where no other process writes (under the run
+    folder's lock). Returns what was removed."""
+    stale = [p for p in folder.glob(".*.tmp") if p.is_file()] if folder.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+CHECK_BYTES = 1 << 20
+"""What ``check_writable`` writes: more than ``.hydra/`` and a first checkpoint of a small run."""
+
+
+def check_writable(folder: Path) -> None:
+    """Raise the ``OSError`` that writing into ``folder`` would (full disk, read-only file
+    system, no permission) by writing, syncing and removing ``CHECK_BYTES`` there."""
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".write-check.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(bytes(CHECK_BYTES))
+            f.flush()
+            os.fsync(f.fileno())
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
 def _umask() -> int:
     """The process's umask (reading it means setting it: set it straight back)."""
     mask = os.umask(0o022)

@@ -50,6 +50,9 @@ class Checkpoint:
     """The stability guard's state (its power-iteration directions and records), if it runs."""
     optimizer: dict[str, Any] | None = None
     """The update rule's state (``UpdateRule.state``), for every optimizer but ``gd``."""
+    history: int | None = None
+    """How many ``singular_values.npz`` records precede ``step`` (None: no history kept), so
+    that a resume notices a history that does not go with this checkpoint."""
 
 
 def identity(cfg: DictConfig) -> dict[str, Any]:
@@ -82,6 +85,7 @@ def write(out_dir: Path, ckpt: Checkpoint) -> None:
         "config": ckpt.config,
         "guard": ckpt.guard,
         "optimizer": None if ckpt.optimizer is None else _cpu(ckpt.optimizer),
+        "history": ckpt.history,
     }
     artifacts.save_torch(out_dir / FILE, state)
 

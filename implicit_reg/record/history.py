@@ -6,10 +6,13 @@ W and the run's flow time lr × steps (a stopped run keeps its final values and 
 the logs carry them (a matrix problem: ``implicit_reg.alignment``), the mean and standard
 deviation of the diagonal and off-diagonal of |Uᵀ∇ℓ(W)V|. The file holds ``step (T,)``,
 ``flow_time (T, runs)``, ``values (T, runs, k)`` and ``alignment (T, runs, 4)`` (columns in the
-order of ``ALIGNMENT_COLUMNS``; ``(T, runs, 0)`` without them); it is rewritten
-atomically at every checkpoint and at the end, so a reader never sees half of it and a killed
-run loses what it logged after its last checkpoint, as its TensorBoard curves do. A resumed run
-keeps the records before its checkpoint step and logs on from there.
+order of ``ALIGNMENT_COLUMNS``; ``(T, runs, 0)`` without them); it is rewritten atomically at
+every checkpoint, before the checkpoint itself, and at the end, so a reader never sees half of
+it and a killed run loses what it logged after its last checkpoint, as its TensorBoard curves
+do. A resumed run keeps the records before its checkpoint step and logs on from there. The
+checkpoint counts those records (``before``): a file that holds fewer (written by another run,
+truncated, or older than the checkpoint) is refused when the run resumes (``check``), never
+silently continued with a gap.
 """
 
 from __future__ import annotations
@@ -54,6 +57,10 @@ class SingularValueHistory:
                 list(saved["alignment"][keep]) if "alignment" in saved else None,
             )
 
+    def before(self, step: int) -> int:
+        """How many records precede ``step``: what a resume from ``step`` keeps."""
+        return sum(1 for s in self.steps if s < step)
+
     def append(self, step: int, values: dict[str, Tensor]) -> None:
         """Record one logged step from the scalars of every run (``scalars.compute_runs``)."""
         tags = [f"singular_values/{i + 1}" for i in range(self.k)]
@@ -76,6 +83,28 @@ class SingularValueHistory:
             alignment=_stack_padded(self.alignment),
         )
         artifacts.atomic_write(out_dir / FILE, lambda f: f.write(buffer.getvalue()), mode="wb")
+
+
+def check(folder: Path, step: int, records: int | None) -> str | None:
+    """Why the run in ``folder`` cannot resume its history at checkpoint ``step``, whose
+    checkpoint counts ``records`` records before it (None: a checkpoint that does not count
+    them), in one line; None if it can."""
+    path = folder / FILE
+    if not path.exists():
+        if not records:
+            return None
+        return f"{path} is missing ({records} records before step {step:,})"
+    try:
+        with np.load(path) as saved:
+            kept = int((saved["step"] < step).sum())
+    except Exception as error:  # truncated, garbage, empty: NumPy and zipfile raise many kinds
+        return f"{path} is corrupt ({type(error).__name__})"
+    if records is not None and kept != records:
+        return (
+            f"{path} holds {kept} records before step {step:,}, its checkpoint {records}: the "
+            "two were not written together"
+        )
+    return None
 
 
 def read(folder: Path) -> dict[str, np.ndarray]:

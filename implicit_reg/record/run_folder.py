@@ -1,7 +1,8 @@
 """A run folder holds one run (README § "Robustness").
 
 - A rerun in a folder resumes only an *unfinished* run (``checkpoint.pt`` without a finished
-  ``metrics.json``) whose trajectory-defining config (``checkpoint.SAME_RUN_KEYS``) matches.
+  ``metrics.json``) whose trajectory-defining config (``checkpoint.SAME_RUN_KEYS``) matches. A
+  ``metrics.json`` whose results are not all whole (``record/completion.py``) is unfinished.
 - A finished run is extended only on request (``train.extend=true``, with a larger
   ``train.max_steps`` or a smaller ``train.loss_tol``); ``metrics.json`` lists every segment.
 - Anything else (a finished run rerun, another config, a corrupt checkpoint) is refused before
@@ -30,14 +31,13 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from implicit_reg.config.device import DTYPES
 from implicit_reg.config.validate import ConfigError
-from implicit_reg.record import artifacts, checkpoint
+from implicit_reg.os_errors import one_line
+from implicit_reg.record import artifacts, checkpoint, completion, history
 
 log = logging.getLogger(__name__)
 
 LOCK = ".lock"
-METRICS = "metrics.json"
-UNFINISHED = ("interrupted", "failed")
-"""``metrics.json`` statuses of a run that may be started again (resumed, or retried)."""
+METRICS = completion.METRICS
 
 _held: dict[Path, int] = {}
 """Folders whose lock this process holds, with the lock file's descriptor."""
@@ -63,10 +63,18 @@ class Folder:
 
     @property
     def finished(self) -> bool:
-        return self.metrics is not None and self.metrics.get("status") not in UNFINISHED
+        return completion.finished(self.path, self.metrics)
+
+    @property
+    def incomplete(self) -> list[str]:
+        """The results a finishing ``metrics.json`` vouches for that are missing or not whole."""
+        if self.metrics is None or self.metrics.get("status", "failed") in completion.UNFINISHED:
+            return []
+        return completion.missing_results(self.path, self.metrics)
 
     def write_metrics(self, cfg: DictConfig, result: dict[str, Any]) -> None:
-        """Add the segments so far and this one to ``result``; write it as ``metrics.json``."""
+        """Add the segments so far and this one to ``result``; write it as ``metrics.json``, the
+        completion record, last: it lists the result files written before it (``results``)."""
         start = self.checkpoint.step if self.checkpoint is not None else 0
         segment = {
             "start_step": start,
@@ -83,6 +91,7 @@ class Folder:
                 cfg.train.loss_tol, f"{start:,}",
             )  # fmt: skip
         result["segments"] = [*self.segments, segment]
+        result[completion.RESULTS] = completion.present_results(self.path)
         artifacts.write_json(self.path / METRICS, result)
 
 
@@ -92,6 +101,8 @@ def inspect(path: Path) -> Folder:
     ckpt_path, metrics_path = path / checkpoint.FILE, path / METRICS
     try:
         ckpt = checkpoint.read(path)
+    except OSError:  # the file system's fault (a name too long, no permission), not the file's
+        raise
     except Exception as error:  # truncated, garbage, empty: torch raises many kinds
         raise FolderRefused(
             f"{ckpt_path} is corrupt ({type(error).__name__}); nothing was changed: move it away "
@@ -103,12 +114,18 @@ def inspect(path: Path) -> Folder:
             metrics = json.loads(metrics_path.read_text())
             if not isinstance(metrics, dict):
                 raise ValueError("not a JSON object")
-        except (OSError, ValueError):
+            segments = metrics.get("segments", [])
+            if not (isinstance(segments, list) and all(isinstance(s, dict) for s in segments)):
+                raise ValueError("segments is not a list of objects")
+        except ValueError:  # JSONDecodeError, UnicodeDecodeError, a wrong shape
             raise FolderRefused(
                 f"{metrics_path} is corrupt; nothing was changed: move it away to go on"
             ) from None
-    segments = list(metrics.get("segments", [])) if metrics else []
-    return Folder(path, ckpt, metrics, segments)
+    segments = [dict(s) for s in metrics.get("segments", [])] if metrics else []
+    folder = Folder(path, ckpt, metrics, segments)
+    if folder.incomplete and folder.segments:  # its record outlived its results: done again
+        folder.segments[-1]["status"] = "incomplete"
+    return folder
 
 
 def _recorded_identity(folder: Folder) -> dict[str, Any] | None:
@@ -162,6 +179,14 @@ def check(path: Path, cfg: DictConfig) -> Folder:
                 f"{what}: train.extend=true needs train.max_steps > {folder.checkpoint.step} or "
                 f"train.loss_tol < {last['loss_tol']:g}"
             )
+    ckpt = folder.checkpoint
+    if ckpt is not None and cfg.train.singular_value_history > 0:
+        problem = history.check(path, ckpt.step, ckpt.history)
+        if problem is not None:
+            raise FolderRefused(
+                f"{problem}; nothing was changed: train.singular_value_history=0 goes on without "
+                "it, a new hydra.run.dir starts a new run"
+            )
     if folder.checkpoint is not None and folder.checkpoint.step > cfg.train.max_steps:
         raise FolderRefused(
             f"{path} holds a run at step {folder.checkpoint.step:,}: train.max_steps="
@@ -190,6 +215,24 @@ def lock(path: Path) -> bool:
     return True
 
 
+def in_use(path: Path) -> bool:
+    """Whether another process holds the lock of ``path`` now (creates nothing)."""
+    path = path.resolve()
+    if path in _held:
+        return False
+    try:
+        fd = os.open(path / LOCK, os.O_RDWR)
+    except OSError:  # no lock file: no run there yet
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops a lock taken here
+    return False
+
+
 def unlock(path: Path) -> None:
     fd = _held.pop(path.resolve(), None)
     if fd is not None:
@@ -202,7 +245,15 @@ def hold(path: Path, cfg: DictConfig) -> Iterator[Folder]:
     warn of a tolerance the dtype cannot reach; unlock at the end."""
     lock(path)
     try:
+        artifacts.remove_stale(path)  # under the lock: no other process writes here
         folder = check(path, cfg)
+        if folder.incomplete:
+            log.warning(
+                "%s: %s says the run ended (%s), but %s is missing or not whole: the run goes "
+                "again from %s",
+                path, METRICS, folder.metrics.get("status"), ", ".join(folder.incomplete),
+                "its checkpoint" if folder.checkpoint is not None else "the start",
+            )  # fmt: skip
         if folder.checkpoint is not None:
             verb = "extending" if folder.finished else "resuming"
             log.info("%s %s from step %s", verb, path, f"{folder.checkpoint.step:,}")
@@ -225,8 +276,9 @@ def hold(path: Path, cfg: DictConfig) -> Iterator[Folder]:
 
 class HoldRunFolder(Callback):
     """Before Hydra writes ``.hydra/`` into a single run's folder: refuse a config that may not
-    run there, and take the folder's lock (kept until ``run`` ends). Hydra turns an exception in
-    a callback into a warning, so a refusal exits here (status 1, one line on stderr)."""
+    run there or a folder that cannot be written, and take the folder's lock (kept until ``run``
+    ends). Hydra turns an exception in a callback into a warning and goes on to write the
+    folder, so every error exits here (status 1, one line on stderr)."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         job = copy.deepcopy(config)
@@ -237,5 +289,7 @@ class HoldRunFolder(Callback):
             check(path, job)  # refuse before the lock file is made
             if lock(path):
                 check(path, job)  # again under the lock: another process may have written
-        except ConfigError as error:
-            sys.exit(f"{type(error).__name__}: {error}")
+                artifacts.remove_stale(path)
+            artifacts.check_writable(path)  # a full disk or a read-only folder: before .hydra/
+        except Exception as error:  # any: Hydra would warn and write the folder anyway
+            sys.exit(one_line(error))
