@@ -109,7 +109,7 @@ class Reference:
         )
         gen_obs = ("--config", self.config("mat-cmpl/gen_obs.toml"))
         self._python("gen_obs.py", *gen_obs, "--set", "n_train_samples", "2000", "--log_dir", logs)
-        truth = torch.load(self.work / "datasets" / "mat-cmpl" / "gt.pt")
+        truth = torch.load(self.work / "datasets" / "mat-cmpl" / "gt.pt", weights_only=True)
         if truth.dtype != torch.float32:
             _refuse(
                 f"their gen_gt.py wrote a {truth.dtype} ground truth; under NumPy 2 it needs "

@@ -68,7 +68,7 @@ def test_a_run_records_the_alignment_of_its_final_w(train_run) -> None:
     )  # fmt: skip
     saved = history.read(out)
     assert saved["alignment"].shape == (len(saved["step"]), 2, 4)
-    final = torch.load(out / "final.pt")
+    final = torch.load(out / "final.pt", weights_only=True)
     W, target, mask = (final[k].double().numpy() for k in ("W", "target", "mask"))
     for run in range(2):  # ∇ℓ(W) = P_Ω(W − b), recomputed from final.pt
         want = numpy_alignment(W[run], (W[run] - target) * mask)
