@@ -7,7 +7,6 @@ Tests that start subprocesses and take more than a few seconds are marked ``slow
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -21,6 +20,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
+from implicit_reg import app
 from implicit_reg.problems import MatrixCompletion
 from implicit_reg.problems.matrix_completion import parse_entries
 from implicit_reg.run import run
@@ -30,9 +30,7 @@ REPO = ROOT
 CONFIGS = ROOT / "configs"
 QUIET = ("train.progress=false", "device=cpu")
 
-_spec = importlib.util.spec_from_file_location("train_script", ROOT / "train.py")
-train_script = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(train_script)
+train_script = app  # the Hydra app that train.py runs (``main``, and the ``run_job`` it calls)
 
 
 def config(*overrides: str) -> DictConfig:

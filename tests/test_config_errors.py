@@ -105,6 +105,7 @@ def test_unknown_problem_is_refused_by_hydra_listing_the_problems():
         "least_squares",
         "matrix_completion",
         "matrix_sensing",
+        "movielens",
     ]
 
 
