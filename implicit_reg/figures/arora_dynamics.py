@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
+import torch
 from matplotlib.figure import Figure
 
 from implicit_reg.figures import arora_completion, style
@@ -74,15 +75,25 @@ def _singular_values(ax, runs: list[Run], eps: float, title: str) -> None:
             ax.plot(t, mid[:, i], color=colours[i], lw=1.5, label=f"σ{i + 1}")
             ax.fill_between(t, lo[:, i], hi[:, i], color=colours[i], alpha=0.2, lw=0)
     s = arora_completion.ground_truth_singular_values(runs[0])
-    if s is not None:
-        rank = int((s > s[0] * 1e-10).sum())
+    if s is not None:  # its numerical rank in the precision it was stored in (float32 runs)
+        stored = runs[0].final["ground_truth"]
+        tol = float(s[0]) * max(stored.shape) * torch.finfo(stored.dtype).eps
+        rank = int((s > tol).sum())
         for value in s[:rank].tolist():
             ax.axhline(value, **style.BOUND_STYLE)
         ax.plot([], [], **style.BOUND_STYLE, label="ground truth σᵢ")
     ax.set_yscale("log")
-    ax.set_xlabel("flow time t = lr × steps")
+    ax.set_xlabel(time_label(runs))
     ax.set_ylabel("singular values of W (log scale)")
     ax.set_title(title)
+
+
+def time_label(runs: list[Run]) -> str:
+    """The x-axis: lr × steps is gradient flow's time for GD only; for an adaptive optimizer
+    (the paper's GroupRMSprop) it is the step count scaled by lr."""
+    if all(r.cfg.optim.name == "gd" for r in runs):
+        return "flow time t = lr × steps"
+    return f"lr × steps ({', '.join(sorted({r.cfg.optim.name for r in runs}))})"
 
 
 def _alignment(ax, runs: list[Run], eps: float, title: str) -> None:
@@ -94,7 +105,7 @@ def _alignment(ax, runs: list[Run], eps: float, title: str) -> None:
             ax.plot(t, mid[:, column], color=colour, lw=1.5, label=f"{name} mean")
             ax.fill_between(t, lo[:, column], hi[:, column], color=colour, alpha=0.2, lw=0)
     ax.set_yscale("log")
-    ax.set_xlabel("flow time t = lr × steps")
+    ax.set_xlabel(time_label(runs))
     ax.set_ylabel("|Uᵀ∇ℓ(W)V| entries (log scale)")
     ax.set_title(f"{title}: gradient in W's singular basis", fontsize=10)
     ax.legend(loc="best", fontsize=7)
