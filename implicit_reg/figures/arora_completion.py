@@ -34,8 +34,8 @@ PROBLEM = "matrix_completion"
 COUNT_KEY = "observed"
 COUNT_LABEL = "observed entries"
 PANELS = (
-    ("error/reconstruction", "reconstruction error ‖W − W*‖_F / ‖W*‖_F"),
-    ("norm/nuclear", "nuclear norm ‖W‖_*"),
+    ("error/reconstruction", r"reconstruction error $\|W - W^*\|_F\,/\,\|W^*\|_F$"),
+    ("norm/nuclear", r"nuclear norm $\|W\|_*$"),
     ("rank/effective", "effective rank erank(W)"),
 )
 """(tag, axis label) of each column, all on log axes (depth 1's rank dwarfs the others)."""

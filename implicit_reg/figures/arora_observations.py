@@ -84,7 +84,7 @@ def draw(runs: list[Run]) -> Figure:
             )  # fmt: skip
         ax.set_yscale("log")
         ax.set_xlabel("observed entries")
-        ax.set_ylabel("reconstruction error ‖W − W*‖_F / ‖W*‖_F")
+        ax.set_ylabel(r"reconstruction error $\|W - W^*\|_F\,/\,\|W^*\|_F$")
         ax.set_title(f"end-to-end init scale ε = {eps:.0e}")
         ax.legend(loc="best", fontsize=8)
     fig.suptitle(
