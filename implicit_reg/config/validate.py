@@ -408,13 +408,16 @@ def problem_shape(p: DictConfig) -> tuple[int, int]:
 
 def mse_per_loss(p: DictConfig) -> float:
     """c with mean squared error = c·ℓ over the K observations a problem config asks for: 1/n
-    for least squares (f = ‖y − Xβ‖², seed eq. 3), 2/K for completion and sensing
+    for least squares (f = ‖y − Xβ‖², seed eq. 3), 2/K for completion, sensing and MovieLens
     (ℓ = ½Σₖ rₖ²). Arora et al. (2019) stop at, and scale GroupRMSprop's ε by, the mean
     squared error."""
     if p.kind == "least_squares":
         return 1 / int(p.n)
     if p.kind == "matrix_sensing":
         return 2 / int(p.measurements)
+    if p.kind == "movielens":  # every line of a valid u.data is one rating
+        with open(p.path) as ratings:
+            return 2 / sum(1 for line in ratings if line.strip())
     if p.get("mask") is not None:
         return 2 / sum(bool(v) for row in p.mask for v in row)
     if p.get("target") is not None:
