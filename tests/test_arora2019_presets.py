@@ -75,13 +75,13 @@ def test_preset_sweeps_the_papers_grid(compose_cfg, preset: str) -> None:
 CUT_DOWN = {
     "arora2019_completion_quick": (
         ["problem.rows=8", "problem.cols=8", "problem.rank=1", "problem.observed=20,40",
-         "method=depth1,depth3,nuclear_norm"], "arora2019_completion.png"),
+         "method=depth1,depth3,nuclear_norm", "optim.lr=0.01"], "arora2019_completion.png"),
     "arora2019_sensing_quick": (
         ["problem.rows=6", "problem.cols=6", "problem.rank=1", "problem.measurements=14,30",
          "method=depth1,depth3,nuclear_norm", "optim.lr=0.01"], "arora2019_sensing.png"),
     "arora2019_dynamics_quick": (
         ["problem.rows=8", "problem.cols=8", "problem.rank=2", "problem.observed=40",
-         "method=depth1,depth2"], "arora2019_dynamics.png"),
+         "method=depth1,depth2", "optim.lr=0.01"], "arora2019_dynamics.png"),
 }  # fmt: skip
 
 

@@ -108,8 +108,10 @@ def draw_recovery(runs: list[Run], count_key: str, count_label: str, title: str)
                     ax.axhline(value, **NUCLEAR, label=f"nuclear-norm minimizer ({status})")
             if tag in truth:
                 ax.axhline(truth[tag], **TRUTH, label="ground truth")
-            ax.set_xscale("log")
-            ax.set_yscale("log")
+            drawn = [ln for ln in ax.get_lines() if ln.get_transform() == ax.transData]
+            if any(np.isfinite(ln.get_xydata()).all(1).any() for ln in drawn):  # points to show
+                ax.set_xscale("log")
+                ax.set_yscale("log")
             ax.set_xlabel("end-to-end init scale ε (W(0) = ε·G)")
             ax.set_ylabel(label)
             ax.set_title(f"{count:,} {count_label}")
