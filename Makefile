@@ -24,7 +24,7 @@ install-test: $(VENV)/.installed-test
 train: install  ## run the default experiment (pass overrides as ARGS="model.depth=2 ...")
 	$(PY) train.py $(ARGS)
 
-test: install-test lint  ## lint, then the whole test suite (about 8 min on 2 CPU cores)
+test: install-test lint  ## lint, then the whole test suite (about 11 min on 2 CPU cores)
 	$(PY) -m pytest -q
 
 test-fast: install-test lint  ## lint, then the suite without the subprocess tests marked slow
