@@ -125,6 +125,32 @@ def test_one_panel_per_end_to_end_scale(tmp_path: Path) -> None:
         np.testing.assert_allclose(line.get_ydata(), want, rtol=1e-12)
 
 
+def test_a_run_that_crossed_the_stability_bound_is_hollow_and_out_of_the_band(
+    tmp_path: Path,
+) -> None:
+    """A converged depth-2 run per count that crossed lr × sharpness > 2 (``unstable_at_step``),
+    planted with an absurd error: the median and quartiles stay those of the stable seeds, the
+    run is a hollow marker at its own error, and the legend counts it."""
+    sweep = make_sweep(tmp_path)
+    for csv_path in sweep.glob("*/runs.csv"):
+        rows = list(csv.reader(csv_path.open()))
+        if OmegaConf.load(csv_path.parent / ".hydra" / "config.yaml").model.depth != 2:
+            continue
+        header, body = rows[0] + ["unstable_at_step"], [r + [""] for r in rows[1:]]
+        body.append([str(len(body)), "6", body[0][2], "0.001", "converged", "9", "7.0", "300"])
+        with csv_path.open("w") as f:
+            csv.writer(f).writerows([header, *body])
+    (ax,) = arora_observations.draw(arora_observations.supports(find_runs(sweep))).axes
+    line = _line(ax, "depth 2 (3 unstable, hollow if converged; 6 not converged, left out)")
+    counts = sorted(COUNTS)
+    want = [np.median(planted(2, c, 1e-3)) for c in counts]
+    np.testing.assert_allclose(line.get_ydata(), want, rtol=1e-12)
+    (hollow,) = [ln for ln in ax.get_lines() if ln.get_gid() == "unstable"]
+    np.testing.assert_array_equal(sorted(hollow.get_xdata()), counts)
+    np.testing.assert_array_equal(hollow.get_ydata(), [7.0, 7.0, 7.0])
+    assert hollow.get_markerfacecolor() == "none"
+
+
 @pytest.mark.parametrize("counts", [(100, 200), (100,)])
 def test_a_sweep_of_fewer_than_three_counts_is_not_figure_1(tmp_path: Path, counts) -> None:
     assert arora_observations.supports(find_runs(make_sweep(tmp_path, counts))) == []

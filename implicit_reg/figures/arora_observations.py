@@ -6,7 +6,10 @@ minimizer do not; with many, every method does.
 
 Each point is the median over a batched run's seeds (``runs.csv``) at one count, with the band
 from the 25th to the 75th percentile, over the runs kept by ``arora_completion.KEPT`` (those that
-fit the data); the legend counts the runs left out. One panel per end-to-end init scale ε. The
+fit the data) that stayed within the stability bound. A converged run that crossed it
+(``unstable_at_step``: gradient descent left the flow the theory describes) is drawn on its own
+as a hollow marker; the legend counts those and the runs left out. One panel per end-to-end
+init scale ε, its legend below the data. The
 minimizer (``optim=nuclear_norm``, one job per count) is drawn as its own dashed curve, with the
 statuses of its solves.
 """
@@ -61,16 +64,21 @@ def draw(runs: list[Run]) -> Figure:
             row["count"] = _count(run)
             rows[(_scale(row["eps"]), int(run.cfg.model.depth))].append(row)
     scales = sorted({eps for eps, _ in rows})
-    fig, grid = style.grid(1, len(scales), width=5.4, height=4.2)
+    fig, grid = style.grid(1, len(scales), width=5.4, height=5.0)
     for ax, eps in zip(grid[0], scales, strict=True):
         for depth in sorted(d for e, d in rows if e == eps):
             mine = rows[(eps, depth)]
             counts, lo, mid, hi = count_band(mine, TAG)
             colour = style.DEPTH_COLOURS.get(depth, "tab:purple")
-            left_out = sum(r["status"] not in arora_completion.KEPT for r in mine)
-            name = f"depth {depth}" + (f" ({left_out} not converged, left out)" if left_out else "")
-            ax.plot(counts, mid, "o-", color=colour, label=name, ms=4)
+            label = arora_completion.legend(depth, mine)
+            ax.plot(counts, mid, "o-", color=colour, label=label, ms=4)
             ax.fill_between(counts, lo, hi, color=colour, alpha=0.2, lw=0)
+            marked = [r for r in mine if r["unstable"] and r["status"] in arora_completion.KEPT]
+            if marked:
+                ax.plot(
+                    [r["count"] for r in marked], [r.get(TAG, math.nan) for r in marked],
+                    "o", color=colour, mfc="none", ms=7, mew=1.4, gid=arora_completion.UNSTABLE_GID,
+                )  # fmt: skip
         if minimizers:
             values = [m.metrics.get(TAG) for m in minimizers]
             statuses = sorted({str(m.metrics.get("status", "?")) for m in minimizers})
@@ -86,7 +94,7 @@ def draw(runs: list[Run]) -> Figure:
         ax.set_xlabel("observed entries")
         ax.set_ylabel(r"reconstruction error $\|W - W^*\|_F\,/\,\|W^*\|_F$")
         ax.set_title(f"end-to-end init scale ε = {eps:.0e}")
-        ax.legend(loc="best", fontsize=8)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8, frameon=False)
     fig.suptitle(
         "Matrix completion: error against the number of observed entries\n"
         "(median and interquartile range over seeds)"
@@ -98,12 +106,13 @@ def draw(runs: list[Run]) -> Figure:
 def count_band(
     rows: list[dict[str, Any]], tag: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(count, 25th percentile, median, 75th percentile) of ``tag`` over the kept runs at each
-    observation count, in increasing count; a count with no kept run has no point."""
+    """(count, 25th percentile, median, 75th percentile) of ``tag`` over the kept, stable runs at
+    each observation count, in increasing count; a count with no such run has no point."""
     groups: dict[int, list[float]] = defaultdict(list)
     for row in rows:
         value = row.get(tag, math.nan)
-        if row["status"] in arora_completion.KEPT and math.isfinite(value):
+        kept = row["status"] in arora_completion.KEPT and not row["unstable"]
+        if kept and math.isfinite(value):
             groups[row["count"]].append(value)
     keys = sorted(groups)
     stats = np.array([np.percentile(groups[k], [25, 50, 75]) for k in keys]).reshape(-1, 3)
