@@ -136,7 +136,7 @@ def test_a_run_that_crossed_the_stability_bound_is_hollow_and_out_of_the_band(
         rows = list(csv.reader(csv_path.open()))
         if OmegaConf.load(csv_path.parent / ".hydra" / "config.yaml").model.depth != 2:
             continue
-        header, body = rows[0] + ["unstable_at_step"], [r + [""] for r in rows[1:]]
+        header, body = [*rows[0], "unstable_at_step"], [[*r, ""] for r in rows[1:]]
         body.append([str(len(body)), "6", body[0][2], "0.001", "converged", "9", "7.0", "300"])
         with csv_path.open("w") as f:
             csv.writer(f).writerows([header, *body])
