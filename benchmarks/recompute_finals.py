@@ -76,7 +76,8 @@ def main() -> None:
     args = parser.parse_args()
     print(f"| job | runs | {' | '.join(COLUMNS)} |")
     print("|---|---:|" + "---:|" * len(COLUMNS))
-    for final_pt in sorted(args.sweep.glob("*/final.pt"), key=lambda p: int(p.parent.name)):
+    jobs = sorted(args.sweep.glob("*/final.pt"), key=lambda p: int(p.parent.name.split("_")[0]))
+    for final_pt in jobs:  # job folders are N or N_key=value,…
         final = torch.load(final_pt, weights_only=True)
         mine, theirs = recompute(final, args.rank), written(final_pt.parent)
         cells = []
