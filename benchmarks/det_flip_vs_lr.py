@@ -8,7 +8,7 @@ lr·step, and for the last iterate with det W > 0 (before the flip, or at flow t
 factors' imbalance max_j ‖W_{j+1}ᵀW_{j+1} − W_jW_jᵀ‖_F (0 at balanced init, conserved by the
 flow, seed Theorem 2). The gradient flow keeps sign det W (seed Lemma 5), so a flip is the finite
 step's doing; ``--check-digits`` reruns depth 2, seed 1 of every lr in mpmath at that many
-digits, to show it flips at the float64 step (README § "Why balanced init by default").
+digits, to show it flips at the float64 step (docs/experiments.md).
 
     python benchmarks/det_flip_vs_lr.py                     # 1.5–3 min on 2 busy CPU cores
     python benchmarks/det_flip_vs_lr.py --depths 2 --lrs 1e-2 --check-digits 0

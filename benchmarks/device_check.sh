@@ -22,7 +22,7 @@ if compgen -G ".whl/*.whl" >/dev/null; then
 fi
 python3 -c "import hydra, omegaconf" || { echo "no Hydra here: carry .whl (see above)"; exit 1; }
 export PYTHONUNBUFFERED=1
-PEAK=${PEAK_TFLOPS:-67}  # H100 SXM and H200: fp32 without tensor cores (TF32 is off, README)
+PEAK=${PEAK_TFLOPS:-67}  # H100 SXM and H200: fp32 without tensor cores (TF32 is off, docs/precision.md)
 bench="python3 benchmarks/engine_speed.py --device cuda --dtype float32"
 
 part() {  # part NAME SECONDS COMMAND...: its output into $out/NAME.md, killed at its limit

@@ -1,4 +1,4 @@
-"""How long ``optim=nuclear_norm`` takes, by size and solver (README § "Nuclear-norm baseline").
+"""How long ``optim=nuclear_norm`` takes, by size and solver (docs/nuclear_norm.md).
 
 Random rank-2 n×n completions (``problem=matrix_completion``, ``problem.seed=0``) with half
 their entries seen, solved by ``implicit_reg.baselines.nuclear_norm.solve``. Prints, per

@@ -1,4 +1,4 @@
-"""Batched runs (README § "Sweeps"): each run of a batch is the single run with its seed, scale
+"""Batched runs (docs/sweeps.md): each run of a batch is the single run with its seed, scale
 and lr, bit for bit on the CPU; diverged runs are put back to their last finite state and leave
 the others alone; every stepper (batched ``@``, entry by entry, hand-written gradient) takes the
 same steps."""

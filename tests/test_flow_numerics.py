@@ -89,7 +89,7 @@ def test_every_method_reaches_the_theorem(method, depth, completion_2x2):
 )
 def test_every_method_reaches_1e8(method, depth, scale, seed, completion_2x2):
     """More of the grid for scipy's Python solvers, to ℓ = 1e-8 (BDF a few seconds, Radau
-    ~20 s). Below ℓ ≈ 1e-10 their steps shrink to order 1 (README § SVD coordinates)."""
+    ~20 s). Below ℓ ≈ 1e-10 their steps shrink to order 1 (docs/flow.md § SVD coordinates)."""
     _, outcome, coordinates, y = flow_to(completion_2x2, depth, scale, seed, 1e-8, method)
     assert outcome.status == "converged"
     check_the_theorem(completion_2x2, coordinates, y, 1e-8)
