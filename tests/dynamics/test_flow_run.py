@@ -197,7 +197,7 @@ def test_sharpness_does_not_import_sympy():
         "assert float(value[0]) > 0\n"
         "print('sympy' in sys.modules)\n"
     )
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
     )

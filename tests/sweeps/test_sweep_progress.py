@@ -14,7 +14,7 @@ import yaml
 
 from implicit_reg.sweep_callback import sweep_progress
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 

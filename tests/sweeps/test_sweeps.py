@@ -16,7 +16,7 @@ from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from implicit_reg.summarize import main as summarize_main
 from implicit_reg.summarize import summarize
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # 2×2 completion, depth 3 from init scale 0.5: lr 0.05 ends at max_steps, lr 0.2 converges,
 # lr 3 diverges, lr −1 is refused by the config check (the job forced to fail).
 LRS = ["0.05", "0.2", "3", "-1"]

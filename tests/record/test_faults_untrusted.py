@@ -86,7 +86,11 @@ def test_no_torch_load_in_the_project_leaves_weights_only_to_the_default() -> No
     ``weights_only=True`` (the default before torch 2.6 was False).
     Catches: a new reader that omits it."""
     calls = []
-    for path in [*ROOT.glob("implicit_reg/**/*.py"), *ROOT.glob("tests/*.py"), ROOT / "train.py"]:
+    for path in [
+        *ROOT.glob("implicit_reg/**/*.py"),
+        *ROOT.glob("tests/**/*.py"),
+        ROOT / "train.py",
+    ]:
         text = path.read_text()
         for match in re.finditer(r"torch\.load\(", text):
             end = text.find("\n", match.end())

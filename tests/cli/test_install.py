@@ -20,7 +20,7 @@ import pytest
 
 from implicit_reg.app import config_dir
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "train.py", "implicit_reg",
           "configs")  # fmt: skip
 

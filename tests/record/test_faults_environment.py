@@ -18,7 +18,7 @@ from conftest import ROOT, bitwise_equal, factors, train_here, train_script
 
 from implicit_reg.interrupt import StopNow
 from implicit_reg.record import artifacts, run_folder
-from tests.test_faults_write_order import hook_writes
+from tests.record.test_faults_write_order import hook_writes
 
 QUIET = ("train.progress=false", "device=cpu")
 SHORT = (*QUIET, "train.max_steps=600", "train.loss_tol=0", "train.checkpoint_every=200")
