@@ -10,7 +10,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import train_here
 
 from implicit_reg.baselines.solved_run import final_scalars
 from implicit_reg.config.validate import ConfigError, validate
@@ -320,10 +319,9 @@ def test_bad_config_is_refused(compose_cfg, overrides, key, allowed):
     assert allowed in str(error.value)
 
 
-def test_least_squares_is_refused_before_the_run_folder(tmp_path, monkeypatch):
+def test_least_squares_is_refused_before_the_run_folder(tmp_path, monkeypatch, train_here):
     with pytest.raises(SystemExit) as refused:
         train_here(
-            monkeypatch,
             "optim=nuclear_norm",
             "problem=least_squares",
             f"hydra.run.dir={tmp_path / 'run'}",

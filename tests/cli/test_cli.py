@@ -1,13 +1,10 @@
 """The command line: `python train.py` with overrides writes the output contract."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT
 
 from implicit_reg.record.events import read_scalars
 
@@ -24,16 +21,7 @@ COMMON_TAGS = {
 COMMON_KEYS = {"status", "steps", "flow_time", "wall_time_s", "device", "seed"}
 
 
-def train(cwd: Path, *overrides: str, multirun: bool = False) -> subprocess.CompletedProcess:
-    flags = ["-m"] if multirun else []
-    return subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *flags, "train.progress=false", *overrides],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
+pytestmark = pytest.mark.slow  # python train.py in a subprocess
 
 
 @pytest.mark.parametrize(
@@ -53,10 +41,13 @@ def train(cwd: Path, *overrides: str, multirun: bool = False) -> subprocess.Comp
     ids=["completion_2x2", "least_squares"],
 )
 def test_train_writes_events_metrics_and_final_state(
-    tmp_path: Path, overrides: list[str], tags: set[str], saved: set[str]
+    tmp_path: Path, train_cli, overrides: list[str], tags: set[str], saved: set[str]
 ) -> None:
     out = tmp_path / "run"
-    result = train(tmp_path, f"hydra.run.dir={out}", "device=cpu", *overrides)
+    result = train_cli(
+        "train.progress=false", f"hydra.run.dir={out}", "device=cpu", *overrides,
+        quiet=False, cwd=tmp_path, check=True,
+    )  # fmt: skip
     assert "status" in result.stdout + result.stderr  # the closing summary
 
     logged = read_scalars(out)
@@ -77,16 +68,19 @@ def test_train_writes_events_metrics_and_final_state(
     assert (out / ".hydra" / "config.yaml").exists()
 
 
-def test_multirun_sweeps_depth_and_scale(tmp_path: Path) -> None:
+def test_multirun_sweeps_depth_and_scale(tmp_path: Path, train_cli) -> None:
     sweep = tmp_path / "sweep"
-    train(
-        tmp_path,
+    train_cli(
+        "-m",
+        "train.progress=false",
         f"hydra.sweep.dir={sweep}",
         "model.depth=1,2",
         "init.scale=1e-3,1e-2",
         "train.max_steps=50",
         "train.loss_tol=0",
-        multirun=True,
+        quiet=False,
+        cwd=tmp_path,
+        check=True,
     )
     runs = sorted(p.parent for p in sweep.glob("*/metrics.json"))
     assert len(runs) == 4

@@ -5,15 +5,10 @@ draws its figure."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CONFIGS, QUIET, ROOT
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
 
 from implicit_reg import batch
 from implicit_reg.config.validate import validate
@@ -32,16 +27,10 @@ PRESETS = {
 }
 
 
-def hydra_config(*overrides: str) -> DictConfig:
-    """The composed config with its ``hydra`` node (the sweeper's params live there)."""
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIGS)):
-        return compose("train", overrides=[*QUIET, *overrides], return_hydra_config=True)
-
-
 @pytest.mark.parametrize("preset", list(PRESETS))
 def test_preset_sweeps_the_papers_grid(compose_cfg, preset: str) -> None:
     count_key, counts, methods, seeds, eps, (n, rank) = PRESETS[preset]
-    cfg = hydra_config(f"experiment={preset}")
+    cfg = compose_cfg(f"experiment={preset}", hydra=True)  # with its hydra node
     assert cfg.hydra.mode.name == "MULTIRUN"
     assert dict(cfg.hydra.sweeper.params) == {f"problem.{count_key}": counts, "method": methods}
     assert cfg.hydra.sweep.dir.startswith(f"outputs/experiments/{preset}/")
@@ -87,17 +76,16 @@ CUT_DOWN = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", list(CUT_DOWN))
-def test_quick_preset_runs_and_draws_its_figure(tmp_path: Path, train_cli, preset: str) -> None:
+def test_quick_preset_runs_and_draws_its_figure(
+    tmp_path: Path, train_cli, python_cli, preset: str
+) -> None:
     overrides, png = CUT_DOWN[preset]
     sweep = tmp_path / "sweep"
     done = train_cli(
         f"experiment={preset}", *overrides, "train.max_steps=3000", f"hydra.sweep.dir={sweep}",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]  # every job finished (none failed)
-    drawn = subprocess.run(
-        [sys.executable, "-m", "implicit_reg.figures", str(sweep)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    drawn = python_cli("-m", "implicit_reg.figures", str(sweep))
     assert drawn.returncode == 0, drawn.stderr[-3000:]
     assert png in [Path(line).name for line in drawn.stdout.split()]
     assert (sweep / "figures" / png).stat().st_size > 20_000

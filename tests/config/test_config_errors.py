@@ -6,7 +6,6 @@ import re
 
 import pytest
 import torch
-from conftest import config, train_here
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
 from implicit_reg import run
@@ -62,41 +61,45 @@ SIZES = [(), ("batch.seeds=10000",)]  # a single run is a batch of one; and a ba
 
 
 @pytest.mark.parametrize(("overrides", "key", "value", "allowed"), CASES)
-def test_bad_value_is_refused_with_key_value_and_allowed(overrides, key, value, allowed):
+def test_bad_value_is_refused_with_key_value_and_allowed(
+    overrides, key, value, allowed, compose_bare
+):
     with pytest.raises(ConfigError) as error:
-        validate(config(*overrides))
+        validate(compose_bare(*overrides))
     message = str(error.value)
     assert error.value.key == key
     assert message.startswith(f"invalid config: {key}={value} — allowed: ")
     assert allowed in message.split(" — allowed: ", 1)[1]
 
 
-def test_zero_loss_tol_means_run_to_max_steps(tmp_path):
-    cfg = config("train.loss_tol=0", "train.max_steps=7", "train.progress=false", "device=cpu")
+def test_zero_loss_tol_means_run_to_max_steps(tmp_path, compose_bare):
+    cfg = compose_bare(
+        "train.loss_tol=0", "train.max_steps=7", "train.progress=false", "device=cpu"
+    )
     validate(cfg)
     result = run(cfg, tmp_path)
     assert (result["status"], result["steps"]) == ("max_steps", 7)
 
 
-def test_refused_before_any_work(tmp_path):
+def test_refused_before_any_work(tmp_path, compose_bare):
     with pytest.raises(ConfigError, match=re.escape("optim.lr=nan")):
-        run(config("optim.lr=nan"), tmp_path)
+        run(compose_bare("optim.lr=nan"), tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_cuda_without_gpu_is_refused(monkeypatch):
+def test_cuda_without_gpu_is_refused(monkeypatch, compose_bare):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ConfigError) as error:
-        validate(config("device=cuda"))
+        validate(compose_bare("device=cuda"))
     assert str(error.value) == (
         "invalid config: device='cuda' — allowed: auto | cpu (no CUDA GPU is visible on this "
         "machine)"
     )
 
 
-def test_unknown_problem_is_refused_by_hydra_listing_the_problems():
+def test_unknown_problem_is_refused_by_hydra_listing_the_problems(compose_bare):
     with pytest.raises(MissingConfigException) as error:
-        config("problem=foo")
+        compose_bare("problem=foo")
     message = str(error.value)
     assert "Could not find 'problem/foo'" in message
     options = message.split("Available options in 'problem':", 1)[1].split("Config search")[0]
@@ -123,18 +126,20 @@ def test_unknown_problem_is_refused_by_hydra_listing_the_problems():
         ),
     ],
 )
-def test_schema_refuses_unknown_keys_and_wrong_types_at_composition(override, words):
+def test_schema_refuses_unknown_keys_and_wrong_types_at_composition(override, words, compose_bare):
     with pytest.raises(ConfigCompositionException) as error:
-        config(*override.split())
+        compose_bare(*override.split())
     message = f"{error.value}\n{error.value.__cause__}"
     for word in words:
         assert word in message
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_train_py_refuses_before_hydra_makes_the_run_folder(tmp_path, monkeypatch, size):
+def test_train_py_refuses_before_hydra_makes_the_run_folder(
+    tmp_path, monkeypatch, size, train_here
+):
     with pytest.raises(SystemExit) as refused:
-        train_here(monkeypatch, *size, "optim.lr=nan", f"hydra.run.dir={tmp_path / 'run'}")
+        train_here(*size, "optim.lr=nan", f"hydra.run.dir={tmp_path / 'run'}")
     assert refused.value.code == "ConfigError: invalid config: optim.lr=nan — allowed: a number > 0"
     assert not (tmp_path / "run").exists()
 
@@ -147,15 +152,17 @@ def test_train_py_refuses_before_hydra_makes_the_run_folder(tmp_path, monkeypatc
         ("batch.check_every=0", "batch.check_every=0 — allowed: an integer ≥ 1"),
     ],
 )
-def test_a_bad_batch_key_is_refused_before_the_run_folder(tmp_path, monkeypatch, override, message):
+def test_a_bad_batch_key_is_refused_before_the_run_folder(
+    tmp_path, monkeypatch, override, message, train_here
+):
     with pytest.raises(SystemExit) as refused:
-        train_here(monkeypatch, override, f"hydra.run.dir={tmp_path / 'run'}")
+        train_here(override, f"hydra.run.dir={tmp_path / 'run'}")
     assert f"ConfigError: invalid config: {message}" in str(refused.value.code)
     assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_a_refused_resume_leaves_the_runs_record_alone(tmp_path, monkeypatch, size):
+def test_a_refused_resume_leaves_the_runs_record_alone(tmp_path, monkeypatch, size, train_here):
     short = (
         *size,
         "device=cpu",
@@ -163,10 +170,10 @@ def test_a_refused_resume_leaves_the_runs_record_alone(tmp_path, monkeypatch, si
         "train.max_steps=10",
         f"hydra.run.dir={tmp_path}",
     )
-    train_here(monkeypatch, *short)
+    train_here(*short)
     record = (tmp_path / ".hydra" / "config.yaml").read_text()
     with pytest.raises(SystemExit) as refused:
-        train_here(monkeypatch, *short, "seed=3")
+        train_here(*short, "seed=3")
     assert str(refused.value.code).startswith(
         f"FolderRefused: {tmp_path} holds another run; these keys differ: seed=3 (the run's: 0)"
     )

@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONFIGS
 
 from implicit_reg.problems import build_problem
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 OPTIONS = [
     (group.name, option.stem)

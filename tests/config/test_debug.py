@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import importlib
-import os
-import subprocess
-import sys
 
+import pytest
 import torch
-from conftest import REPO, config
 
 from implicit_reg import run
 
 run_module = importlib.import_module("implicit_reg.run")
 
 
-def test_debug_config_is_a_short_cpu_run_with_anomaly_detection(tmp_path, monkeypatch):
-    cfg = config("debug=default", "problem=least_squares")  # wins over the preset's 100000 steps
+def test_debug_config_is_a_short_cpu_run_with_anomaly_detection(
+    tmp_path, monkeypatch, compose_bare
+):
+    cfg = compose_bare(
+        "debug=default", "problem=least_squares"
+    )  # wins over the preset's 100000 steps
     assert (cfg.device, cfg.train.max_steps, cfg.train.detect_anomaly) == ("cpu", 100, True)
     seen = []
     real = run_module.descend
@@ -31,10 +32,9 @@ def test_debug_config_is_a_short_cpu_run_with_anomaly_detection(tmp_path, monkey
     assert result["steps"] == 100
 
 
-def test_debug_run_logs_verbosely_into_its_own_folder(tmp_path):
-    cmd = [sys.executable, str(REPO / "train.py"), "debug=default", "train.max_steps=5"]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+@pytest.mark.slow
+def test_debug_run_logs_verbosely_into_its_own_folder(tmp_path, train_cli):
+    done = train_cli("debug=default", "train.max_steps=5", quiet=False, cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     (folder,) = (tmp_path / "outputs" / "debug" / "runs").glob("*/*")
     assert [p.name for p in (tmp_path / "outputs").iterdir()] == ["debug"]

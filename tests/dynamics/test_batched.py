@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import config
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -43,16 +42,16 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def batch(tmp_path_factory):
+def batch(tmp_path_factory, compose_bare):
     out = tmp_path_factory.mktemp("batch")
-    cfg = config(*[*GRID, "batch.seeds=3", "batch.lrs=[0.05,0.2,3.0]", "batch.check_every=7"])
+    cfg = compose_bare(*[*GRID, "batch.seeds=3", "batch.lrs=[0.05,0.2,3.0]", "batch.check_every=7"])
     (out / ".hydra").mkdir()  # laid out as Hydra lays out a run folder (summarize needs it)
     OmegaConf.save(cfg, out / ".hydra" / "config.yaml", resolve=True)
     result = run(cfg, out)
     return out, result
 
 
-def test_batched_run_equals_unbatched_runs(batch, tmp_path):
+def test_batched_run_equals_unbatched_runs(batch, tmp_path, compose_bare):
     out, result = batch
     rows = read_rows(out / "runs.csv")
     final = torch.load(out / "final.pt", weights_only=True)
@@ -61,7 +60,7 @@ def test_batched_run_equals_unbatched_runs(batch, tmp_path):
     assert result["runs/converged"] == 3 and result["status"] == "mixed"
     for k, row in enumerate(rows):
         alone = tmp_path / str(k)
-        metrics = run(config(*[*GRID, f"seed={row['seed']}", f"optim.lr={row['lr']}"]), alone)
+        metrics = run(compose_bare(*[*GRID, f"seed={row['seed']}", f"optim.lr={row['lr']}"]), alone)
         assert (row["status"], int(row["steps"])) == (metrics["status"], metrics["steps"])
         if row["status"] == "diverged":  # put back to a state of finite loss
             assert all(torch.isfinite(f[k]).all() for f in final["factors"])
@@ -75,9 +74,9 @@ def test_batched_run_equals_unbatched_runs(batch, tmp_path):
             assert float(row[tag]) == pytest.approx(metrics[tag], rel=1e-12, abs=1e-15)
 
 
-def test_check_every_does_not_change_results(batch, tmp_path):
+def test_check_every_does_not_change_results(batch, tmp_path, compose_bare):
     out, _ = batch
-    cfg = config(*[*GRID, "batch.seeds=3", "batch.lrs=[0.05,0.2,3.0]", "batch.check_every=1"])
+    cfg = compose_bare(*[*GRID, "batch.seeds=3", "batch.lrs=[0.05,0.2,3.0]", "batch.check_every=1"])
     run(cfg, tmp_path)
 
     def results(path: Path) -> list[dict[str, str]]:  # the guard's record: checked more often
@@ -107,8 +106,8 @@ def test_batch_outputs(batch):
     assert {"loss/train", "entries/1_1", "rank/effective"} <= run_tags
 
 
-def test_least_squares_batch_reaches_min_norm(tmp_path):
-    cfg = config(*["problem=least_squares", "batch.lrs=[0.1,0.05]", "batch.seeds=2", *QUIET])
+def test_least_squares_batch_reaches_min_norm(tmp_path, compose_bare):
+    cfg = compose_bare(*["problem=least_squares", "batch.lrs=[0.1,0.05]", "batch.seeds=2", *QUIET])
     cfg.train.max_steps = 20000
     result = run(cfg, tmp_path)
     assert result["runs/converged"] == 4
@@ -150,8 +149,8 @@ def test_least_squares_batch_reaches_min_norm(tmp_path):
         ),
     ],
 )
-def test_every_stepper_takes_the_same_steps(overrides, depth):
-    cfg = config(*[*overrides, f"model.depth={depth}", *QUIET])
+def test_every_stepper_takes_the_same_steps(overrides, depth, compose_bare):
+    cfg = compose_bare(*[*overrides, f"model.depth={depth}", *QUIET])
     problem = build_problem(cfg.problem, torch.device("cpu"), torch.float64)
     shapes = factor_shapes(*problem.shape, depth, cfg.model.width or min(problem.shape))
     generator = torch.Generator().manual_seed(0)
@@ -171,21 +170,21 @@ def test_every_stepper_takes_the_same_steps(overrides, depth):
             torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-15)
 
 
-def test_fused_batch_equals_autograd_batch(batch, tmp_path):
+def test_fused_batch_equals_autograd_batch(batch, tmp_path, compose_bare):
     out, _ = batch
-    cfg = config(*[*GRID, "batch.seeds=3", "batch.lrs=[0.05,0.2,3.0]", "batch.fused=true"])
+    cfg = compose_bare(*[*GRID, "batch.seeds=3", "batch.lrs=[0.05,0.2,3.0]", "batch.fused=true"])
     run(cfg, tmp_path)
     for a, b in zip(read_rows(out / "runs.csv"), read_rows(tmp_path / "runs.csv"), strict=True):
         assert (a["status"], a["steps"]) == (b["status"], b["steps"])
         assert float(a["entries/1_1"]) == pytest.approx(float(b["entries/1_1"]), rel=1e-9)
 
 
-def test_fused_entry_batch_equals_autograd_entry_batch(tmp_path):
+def test_fused_entry_batch_equals_autograd_entry_batch(tmp_path, compose_bare):
     """66 runs of 2×2 factors: both go entry by entry (``FusedEntryStepper``, ``EntryStepper``),
     with converged, capped and diverged runs (put back by ``load``) among them."""
     grid = [*GRID, "batch.seeds=22", "batch.lrs=[0.05,0.2,3.0]"]
-    run(config(*grid), tmp_path / "autograd")
-    run(config(*grid, "batch.fused=true"), tmp_path / "fused")
+    run(compose_bare(*grid), tmp_path / "autograd")
+    run(compose_bare(*grid, "batch.fused=true"), tmp_path / "fused")
     autograd, fused = (read_rows(tmp_path / name / "runs.csv") for name in ("autograd", "fused"))
     assert len(fused) == 66 and {r["status"] for r in fused} == {
         "converged",
@@ -198,8 +197,8 @@ def test_fused_entry_batch_equals_autograd_entry_batch(tmp_path):
         assert float(a["loss/train"]) == pytest.approx(float(b["loss/train"]), rel=1e-9)
 
 
-def test_fused_takes_the_entry_layout_where_autograd_does():
-    problem = build_problem(config(*QUIET).problem, torch.device("cpu"), torch.float64)
+def test_fused_takes_the_entry_layout_where_autograd_does(compose_bare):
+    problem = build_problem(compose_bare(*QUIET).problem, torch.device("cpu"), torch.float64)
     for runs, entries in ((63, False), (64, True)):
         start = [torch.zeros(runs, 2, 2, dtype=torch.float64) for _ in range(3)]
         assert isinstance(make_stepper(start, problem), EntryStepper) == entries
@@ -217,15 +216,15 @@ def test_fused_takes_the_entry_layout_where_autograd_does():
         ("batch.threads=0", "batch.threads"),
     ],
 )
-def test_bad_batch_values_are_refused(override, key, tmp_path):
+def test_bad_batch_values_are_refused(override, key, tmp_path, compose_bare):
     with pytest.raises(ConfigError, match=key):
-        run(config(*[override, *QUIET]), tmp_path)
+        run(compose_bare(*[override, *QUIET]), tmp_path)
     assert not any(tmp_path.iterdir())  # refused before any work started
 
 
-def test_mistyped_batch_value_is_refused_at_composition():
+def test_mistyped_batch_value_is_refused_at_composition(compose_bare):
     with pytest.raises(ConfigCompositionException, match=r"batch\.fused=maybe"):
-        config(*["batch.fused=maybe"])
+        compose_bare(*["batch.fused=maybe"])
 
 
 def test_summary_of_a_batched_run(batch):
@@ -239,8 +238,8 @@ def test_summary_of_a_batched_run(batch):
     assert (out / "summary_entries_1_1_vs_optim.lr.png").exists() and "9 runs" in text
 
 
-def test_max_time_is_each_runs_own_step_budget(tmp_path):
-    cfg = config(*QUIET, "batch.lrs=[0.5,0.25]", "train.max_time=1.5", "train.loss_tol=0")
+def test_max_time_is_each_runs_own_step_budget(tmp_path, compose_bare):
+    cfg = compose_bare(*QUIET, "batch.lrs=[0.5,0.25]", "train.max_time=1.5", "train.loss_tol=0")
     result = run(cfg, tmp_path)
     rows = read_rows(tmp_path / "runs.csv")
     # 1.5/0.5 and 1.5/0.25 are exact in binary: these counts hold on any IEEE CPU
@@ -248,8 +247,8 @@ def test_max_time_is_each_runs_own_step_budget(tmp_path):
     assert result["flow_time"] == pytest.approx(1.5)
 
 
-def test_the_stability_guard_stops_only_the_unstable_runs(tmp_path):
-    cfg = config(*GRID, "batch.seeds=2", "batch.lrs=[0.05,3.0]", "train.on_unstable=stop")
+def test_the_stability_guard_stops_only_the_unstable_runs(tmp_path, compose_bare):
+    cfg = compose_bare(*GRID, "batch.seeds=2", "batch.lrs=[0.05,3.0]", "train.on_unstable=stop")
     with pytest.warns(RuntimeWarning, match="sharpness"):
         run(cfg, tmp_path)
     rows = read_rows(tmp_path / "runs.csv")

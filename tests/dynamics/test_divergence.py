@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-from conftest import config, metrics, train
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from implicit_reg import run
@@ -31,8 +30,10 @@ def gd_recursion(X: torch.Tensor, y: torch.Tensor, lr: float) -> list[float]:
     return losses
 
 
-def test_diverging_least_squares_stops_at_the_first_non_finite_step(tmp_path):
-    cfg = config(
+def test_diverging_least_squares_stops_at_the_first_non_finite_step(
+    tmp_path, compose_bare, read_metrics
+):
+    cfg = compose_bare(
         "problem=least_squares", f"optim.lr={LR}", "train.log_every=1000000", "device=cpu",
         "train.progress=false",
     )  # fmt: skip
@@ -44,7 +45,7 @@ def test_diverging_least_squares_stops_at_the_first_non_finite_step(tmp_path):
     # both sides in this process; the loss grows by orders of magnitude a step, so rounding
     # cannot move the step where it overflows
     assert (result["status"], result["steps"]) == ("diverged", k)
-    saved = metrics(tmp_path)
+    saved = read_metrics(tmp_path)
     assert saved["status"] == "diverged" and saved["steps"] == k
     # The last finite state is what metrics.json and TensorBoard end with: step k − 1.
     assert saved["time/flow"] == pytest.approx(LR * (k - 1), rel=1e-12)
@@ -95,11 +96,11 @@ def test_a_non_finite_factor_ends_the_run_even_where_the_product_hides_it(check_
 
 
 @pytest.mark.slow
-def test_a_sweep_goes_on_after_a_diverged_run(tmp_path):
-    done = train(
+def test_a_sweep_goes_on_after_a_diverged_run(tmp_path, read_metrics, train_cli):
+    done = train_cli(
         "-m", "problem=least_squares", f"optim.lr={LR},0.1", "train.max_steps=2000",
         f"hydra.sweep.dir={tmp_path}",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert metrics(tmp_path / f"0_optim.lr={LR}")["status"] == "diverged"
-    assert metrics(tmp_path / "1_optim.lr=0.1")["status"] == "converged"
+    assert read_metrics(tmp_path / f"0_optim.lr={LR}")["status"] == "diverged"
+    assert read_metrics(tmp_path / "1_optim.lr=0.1")["status"] == "converged"

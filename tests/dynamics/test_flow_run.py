@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_config
 
 from implicit_reg import run
 from implicit_reg.config.validate import ConfigError, validate
@@ -23,8 +19,8 @@ from implicit_reg.record.schedule import LogSchedule, log_steps
 from implicit_reg.stability import sharpness
 
 
-def test_flow_run_writes_the_contract_and_reaches_the_depth2_target(tmp_path):
-    cfg = make_config(
+def test_flow_run_writes_the_contract_and_reaches_the_depth2_target(tmp_path, compose_cfg):
+    cfg = compose_cfg(
         "optim=flow", "model.depth=2", "train.loss_tol=1e-4", "train.log_every=1000000"
     )
     result = run(cfg, tmp_path)
@@ -42,18 +38,18 @@ def test_flow_run_writes_the_contract_and_reaches_the_depth2_target(tmp_path):
     assert list(tmp_path.glob("events.out.tfevents.*"))
 
 
-def test_flow_in_factor_coordinates_matches_gradient_descent(tmp_path):
+def test_flow_in_factor_coordinates_matches_gradient_descent(tmp_path, compose_cfg):
     """Gaussian init (auto → factors): the flow and small-step GD end at the same |W₁₁|."""
     common = ["init.kind=gaussian", "init.scale=0.3", "train.loss_tol=1e-2", "optim.lr=1e-3"]
-    flow = run(make_config("optim=flow", *common), tmp_path / "flow")
-    gd = run(make_config("optim=gd", "train.sharpness_iters=0", *common), tmp_path / "gd")
+    flow = run(compose_cfg("optim=flow", *common), tmp_path / "flow")
+    gd = run(compose_cfg("optim=gd", "train.sharpness_iters=0", *common), tmp_path / "gd")
     assert flow["flow_coordinates"] == "factors" and flow["status"] == gd["status"] == "converged"
     assert flow["flow_time"] == pytest.approx(gd["flow_time"], rel=0.01)
     assert flow["entries/1_1"] == pytest.approx(gd["entries/1_1"], rel=0.01)
 
 
-def test_flow_stops_at_max_time(tmp_path):
-    cfg = make_config("optim=flow", "train.max_time=2.5", "train.loss_tol=0")
+def test_flow_stops_at_max_time(tmp_path, compose_cfg):
+    cfg = compose_cfg("optim=flow", "train.max_time=2.5", "train.loss_tol=0")
     result = run(cfg, tmp_path)
     assert result["status"] == "max_time" and result["flow_time"] == pytest.approx(2.5)
 
@@ -72,9 +68,9 @@ def test_flow_stops_at_max_time(tmp_path):
         (["train.sharpness_iters=-2"], "train.sharpness_iters"),
     ],
 )
-def test_bad_flow_and_guard_settings_are_refused(overrides, key):
+def test_bad_flow_and_guard_settings_are_refused(overrides, key, compose_cfg):
     with pytest.raises(ConfigError) as error:
-        validate(make_config(*overrides))
+        validate(compose_cfg(*overrides))
     assert error.value.key == key and key in str(error.value)
 
 
@@ -92,10 +88,10 @@ def test_det_sign_monitor_records_the_first_change():
     assert monitor.record() == {"det_sign_changed_at_step": 20, "det_sign_changed_at_time": 2.0}
 
 
-def test_gradient_descent_run_records_a_det_sign_change(tmp_path):
+def test_gradient_descent_run_records_a_det_sign_change(tmp_path, compose_cfg):
     """i.i.d. Gaussian factors, depth 2: GD leaves det > 0 on the way (the lead's measurement at
     depth 3; depth 2 is faster); the monitor puts the change into metrics.json."""
-    cfg = make_config(
+    cfg = compose_cfg(
         "model.depth=2",
         "init.kind=gaussian",
         "init.scale=0.1",
@@ -141,17 +137,17 @@ def test_sharpness_is_the_top_hessian_eigenvalue():
     assert float(value[2]) == float(value[0]) and float(value[1]) != pytest.approx(float(top))
 
 
-def test_stability_guard_warns_and_stops(tmp_path):
+def test_stability_guard_warns_and_stops(tmp_path, compose_cfg):
     """lr = 1.5/sharpness·2 > 2/sharpness on least squares: ``stop`` ends the run as unstable
     at the first log; ``warn`` warns once and records the step."""
     X, _ = least_squares_data(10, 40, torch.Generator().manual_seed(0))
     lr = 1.5 * 2 / (2 * float(torch.linalg.matrix_norm(X, 2)) ** 2)
     base = ["problem=least_squares", f"optim.lr={lr}", "train.max_steps=50", "train.log_every=5"]
-    stopped = run(make_config(*base, "train.on_unstable=stop"), tmp_path / "stop")
+    stopped = run(compose_cfg(*base, "train.on_unstable=stop"), tmp_path / "stop")
     assert stopped["status"] == "unstable" and stopped["unstable_at_step"] == 0
     assert stopped["stability/lr_times_sharpness"] == pytest.approx(3.0, rel=1e-2)
     with pytest.warns(RuntimeWarning, match="sharpness"):
-        warned = run(make_config(*base, "train.on_unstable=warn"), tmp_path / "warn")
+        warned = run(compose_cfg(*base, "train.on_unstable=warn"), tmp_path / "warn")
     assert warned["status"] in ("max_steps", "diverged") and warned["unstable_at_step"] == 0
     assert warned["max_lr_times_sharpness"] == pytest.approx(3.0, rel=1e-2)
 
@@ -181,7 +177,8 @@ def test_sharpness_entry_by_entry_equals_batched_matmul(unobserved_row):
                 torch.testing.assert_close(d[part : part + half], a, rtol=1e-8, atol=1e-10)
 
 
-def test_sharpness_does_not_import_sympy():
+@pytest.mark.slow  # a fresh interpreter
+def test_sharpness_does_not_import_sympy(python_cli):
     """A Hessian-vector product taken as ``autograd.grad`` with ``grad_outputs`` makes torch check
     their shapes through ``torch.fx.experimental.symbolic_shapes``, which imports SymPy: seconds
     at a process's first stability check (as long as ~1,000 steps of a 100×100 run). The guard
@@ -197,8 +194,5 @@ def test_sharpness_does_not_import_sympy():
         "assert float(value[0]) > 0\n"
         "print('sympy' in sys.modules)\n"
     )
-    root = Path(__file__).resolve().parents[2]
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
-    )
+    done = python_cli("-c", code, check=True)
     assert done.stdout.strip() == "False"

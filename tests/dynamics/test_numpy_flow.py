@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import make_config
 
 from implicit_reg import run
 from implicit_reg.config.validate import ConfigError, validate
@@ -154,11 +153,11 @@ def test_auto_falls_back_to_torch_and_numpy_refuses_other_problems():
         integrate(FactorCoordinates(problem, factors), problem, "numpy", 1e-2)
 
 
-def test_flow_field_key_reaches_the_run_and_bad_values_are_refused(tmp_path):
+def test_flow_field_key_reaches_the_run_and_bad_values_are_refused(tmp_path, compose_cfg):
     common = ("optim=flow", "model.depth=2", "train.loss_tol=1e-2", "train.log_every=1000000")
-    result = run(make_config(*common, "flow.field=torch"), tmp_path / "torch")
+    result = run(compose_cfg(*common, "flow.field=torch"), tmp_path / "torch")
     assert result["flow_field"] == "torch" and result["status"] == "converged"
-    result = run(make_config(*common), tmp_path / "auto")
+    result = run(compose_cfg(*common), tmp_path / "auto")
     assert result["flow_field"] == "numpy" and result["status"] == "converged"
     with pytest.raises(ConfigError, match=r"flow\.field"):
-        validate(make_config("optim=flow", "flow.field=jax"))
+        validate(compose_cfg("optim=flow", "flow.field=jax"))

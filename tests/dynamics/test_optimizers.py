@@ -9,7 +9,6 @@ import math
 
 import pytest
 import torch
-from conftest import make_config, metrics
 
 from implicit_reg.config.validate import ConfigError, validate
 from implicit_reg.dynamics.gd import DIVERGED, Runs, descend
@@ -115,7 +114,7 @@ def test_each_run_follows_its_own_reference_trajectory(completion_2x2, layout, n
 
 
 @pytest.mark.parametrize("observed", [3, 40])
-def test_group_rmsprop_takes_the_papers_steps_on_their_mean_squared_error(observed):
+def test_group_rmsprop_takes_the_papers_steps_on_their_mean_squared_error(observed, compose_cfg):
     """Arora et al.'s optimizer minimizes the mean squared error over the K observations with
     ε = 1e-4 on its gradient; ``make_rule`` on our ½Σ loss must take the same steps. Against the
     transcription of their step on their loss, at K = 3 (the 2×2 problem) and K = 40, where
@@ -134,7 +133,7 @@ def test_group_rmsprop_takes_the_papers_steps_on_their_mean_squared_error(observ
         def loss(self, W):
             return (W - target)[mask.view(8, 8)].square().mean()
 
-    cfg = make_config(
+    cfg = compose_cfg(
         "problem=matrix_completion", "problem.rows=8", "problem.cols=8", "problem.rank=2",
         f"problem.observed={observed}", "optim=group_rmsprop", "optim.lr=1e-2",
     )  # fmt: skip
@@ -260,11 +259,13 @@ def test_divergence_under_adam_ends_at_the_last_finite_factors_and_state(complet
 
 
 @pytest.mark.parametrize("nesterov", [False, True])
-def test_momentum_stability_limit_separates_decay_from_growth(completion_2x2, nesterov):
+def test_momentum_stability_limit_separates_decay_from_growth(
+    completion_2x2, nesterov, compose_cfg
+):
     """On W = W_1 (depth 1) ℓ is a quadratic with curvature 1 on the observed entries, so
     heavy-ball momentum decays for lr just below ``stability_limit`` and grows just above it.
     Catches a wrong limit (GD's 2, or Nesterov's taken for heavy ball)."""
-    cfg = make_config("optim=momentum", "optim.momentum=0.5", f"optim.nesterov={nesterov}")
+    cfg = compose_cfg("optim=momentum", "optim.momentum=0.5", f"optim.nesterov={nesterov}")
     limit = stability_limit(cfg.optim)
     lr = torch.tensor([0.95 * limit, 1.05 * limit], dtype=torch.float64)
     stepper = make_stepper([torch.full((2, 2, 2), 0.3, dtype=torch.float64)], completion_2x2)
@@ -276,12 +277,12 @@ def test_momentum_stability_limit_separates_decay_from_growth(completion_2x2, ne
 
 
 @pytest.mark.parametrize("beta1", [0.0, 0.5, 0.9])
-def test_adam_stability_limit_is_that_of_its_frozen_preconditioner_recurrence(beta1):
+def test_adam_stability_limit_is_that_of_its_frozen_preconditioner_recurrence(beta1, compose_cfg):
     """With P held fixed, Adam on a quadratic of curvature a along an eigenvector of P⁻¹∇²ℓ is
     m ← β₁m + (1 − β₁)a x, x ← x − lr·m: its 2×2 recurrence has spectral radius < 1 just
     below lr·a = ``stability_limit`` and > 1 just above (38 at β₁ = 0.9). Catches the limit of
     GD (2) or of heavy ball (2(1 + β₁)) taken for Adam's."""
-    limit = stability_limit(make_config("optim=adam", f"optim.betas=[{beta1},0.999]").optim)
+    limit = stability_limit(compose_cfg("optim=adam", f"optim.betas=[{beta1},0.999]").optim)
     for factor, stable in ((0.99, True), (1.01, False)):
         c = factor * limit * (1 - beta1)  # lr·(1 − β₁)·a
         recurrence = torch.tensor([[beta1, c], [-beta1, 1 - c]], dtype=torch.float64)  # (m, x/lr·a)
@@ -291,7 +292,9 @@ def test_adam_stability_limit_is_that_of_its_frozen_preconditioner_recurrence(be
 
 @pytest.mark.parametrize("runs", [3, 64])  # batched ``@``, entry by entry
 @pytest.mark.parametrize("name", ["adam", "group_rmsprop"])
-def test_preconditioned_sharpness_is_the_top_eigenvalue_of_p_inverse_hessian(runs, name):
+def test_preconditioned_sharpness_is_the_top_eigenvalue_of_p_inverse_hessian(
+    runs, name, compose_cfg
+):
     """The guard's sharpness under an adaptive rule is λ_max(P⁻¹∇²ℓ), P the rule's current
     preconditioner, against the eigenvalues of P^{−1/2} H P^{−1/2} from the full Hessian of a
     few runs. Catches P^{−1} applied once (P^{−1/2}·H, not symmetric), P itself for P⁻¹, P of
@@ -305,7 +308,7 @@ def test_preconditioned_sharpness_is_the_top_eigenvalue_of_p_inverse_hessian(run
         infimal_rank=1,
     )
     stepper = make_stepper(starts(runs, depth=2, seed=3), problem)
-    rule = make_rule(make_config(f"optim={name}").optim, stepper, mse_per_loss=2 / 3)
+    rule = make_rule(compose_cfg(f"optim={name}").optim, stepper, mse_per_loss=2 / 3)
     lr = torch.linspace(0.01, 0.03, runs, dtype=torch.float64)
     train(rule, stepper, lr, 7)  # the preconditioners now differ between runs and entries
     factors, P = stepper.factors(), rule.preconditioner()
@@ -353,23 +356,23 @@ def test_an_adam_run_past_its_limit_is_stopped_as_unstable(train_run):
         (("optim=group_rmsprop", "optim.eps=-1e-4"), "optim.eps"),
     ],
 )
-def test_bad_optimizer_values_are_refused_naming_the_key(overrides, key):
+def test_bad_optimizer_values_are_refused_naming_the_key(overrides, key, compose_cfg):
     with pytest.raises(ConfigError) as raised:
-        validate(make_config(*overrides))
+        validate(compose_cfg(*overrides))
     assert raised.value.key == key
 
 
-def test_a_batch_takes_every_rule_but_the_flow():
+def test_a_batch_takes_every_rule_but_the_flow(compose_cfg):
     """Catches the old refusal of a batch for anything but gd, and a flow batch let through."""
     for name in ("momentum", "adam", "group_rmsprop"):
-        validate(make_config(f"optim={name}", "batch.seeds=4"))
+        validate(compose_cfg(f"optim={name}", "batch.seeds=4"))
     with pytest.raises(ConfigError, match=r"optim\.name"):
-        validate(make_config("optim=flow", "batch.seeds=4"))
+        validate(compose_cfg("optim=flow", "batch.seeds=4"))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["momentum", "adam", "group_rmsprop"])
-def test_each_optimizer_trains_through_the_cli(tmp_path, train_cli, name):
+def test_each_optimizer_trains_through_the_cli(tmp_path, train_cli, name, read_metrics):
     """``python train.py optim=<name>`` on the 2×2 problem (ℓ(0) ≈ 1) converges to ℓ < 1e-2,
     and its checkpoint carries the rule's state at the final step. Catches a rule that is not
     wired in (GD would be taken instead: a different step count than the rule's state says)
@@ -377,7 +380,7 @@ def test_each_optimizer_trains_through_the_cli(tmp_path, train_cli, name):
     done = train_cli(f"optim={name}", "train.max_steps=20000", "train.loss_tol=1e-2",
                      f"hydra.run.dir={tmp_path}")  # fmt: skip
     assert done.returncode == 0, done.stderr
-    result = metrics(tmp_path)
+    result = read_metrics(tmp_path)
     assert result["status"] == "converged" and result["loss/train"] < 1e-2
     saved = checkpoint.read(tmp_path)
     assert saved is not None and saved.optimizer is not None

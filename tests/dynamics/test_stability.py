@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import config
 from omegaconf import OmegaConf
 
 from implicit_reg.factorization import product
@@ -116,10 +115,10 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def unstable_batch(tmp_path_factory):
+def unstable_batch(tmp_path_factory, compose_bare):
     """The batch run to 300 steps in one go, its folder laid out as Hydra lays one out."""
     out = tmp_path_factory.mktemp("unstable")
-    cfg = config(*UNSTABLE_BATCH, "train.max_steps=300")
+    cfg = compose_bare(*UNSTABLE_BATCH, "train.max_steps=300")
     (out / ".hydra").mkdir()
     OmegaConf.save(cfg, out / ".hydra" / "config.yaml", resolve=True)
     with pytest.warns(RuntimeWarning, match="sharpness"):
@@ -158,25 +157,25 @@ def test_the_summary_counts_the_runs_that_crossed_the_bound(unstable_batch):
     assert {"unstable_at_step", "max_lr_times_sharpness"} <= set(header)
 
 
-def test_the_run_log_names_the_runs_that_crossed(tmp_path, caplog):
+def test_the_run_log_names_the_runs_that_crossed(tmp_path, caplog, compose_bare):
     """One warning line: how many runs crossed, and the largest lr × sharpness."""
     with pytest.warns(RuntimeWarning), caplog.at_level(logging.WARNING, "implicit_reg.run"):
-        run(config(*UNSTABLE_BATCH, "train.max_steps=120"), tmp_path)
+        run(compose_bare(*UNSTABLE_BATCH, "train.max_steps=120"), tmp_path)
     lines = [r.getMessage() for r in caplog.records if "crossed" in r.getMessage()]
     assert len(lines) == 1 and lines[0].startswith("1 of 2 runs crossed lr × sharpness > 2")
     largest = float(read_rows(tmp_path / "runs.csv")[1]["max_lr_times_sharpness"])
     assert f"largest {largest:.4g}, run 1 at optim.lr=0.6" in lines[0]
 
 
-def test_a_resumed_batch_keeps_the_record(unstable_batch, tmp_path):
+def test_a_resumed_batch_keeps_the_record(unstable_batch, tmp_path, compose_bare):
     """Stopped at step 105 (after the crossing at 100), then extended to 300 in the same folder:
     runs.csv has the same record as the batch run in one go. Catches the guard's state not
     loaded (the run at lr 0.6, converged, would be recorded at the next check, step 200)."""
     out, _ = unstable_batch
-    run(config(*UNSTABLE_BATCH, "train.max_steps=105"), tmp_path)  # warns here
+    run(compose_bare(*UNSTABLE_BATCH, "train.max_steps=105"), tmp_path)  # warns here
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # warned once already: not again after the resume
-        run(config(*UNSTABLE_BATCH, "train.max_steps=300", "train.extend=true"), tmp_path)
+        run(compose_bare(*UNSTABLE_BATCH, "train.max_steps=300", "train.extend=true"), tmp_path)
     columns = ("status", "steps", "unstable_at_step", "max_lr_times_sharpness")
     resumed, whole = read_rows(tmp_path / "runs.csv"), read_rows(out / "runs.csv")
     assert [[r[c] for c in columns] for r in resumed] == [[r[c] for c in columns] for r in whole]

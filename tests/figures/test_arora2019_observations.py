@@ -6,16 +6,12 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import matplotlib.colors
 import numpy as np
 import pytest
 import torch
-from conftest import CONFIGS, QUIET, ROOT
-from hydra import compose, initialize_config_dir
 from matplotlib.collections import PolyCollection
 from omegaconf import OmegaConf
 
@@ -174,8 +170,7 @@ PRESETS = {
 @pytest.mark.parametrize("preset", list(PRESETS))
 def test_preset_sweeps_counts_and_methods(compose_cfg, preset: str) -> None:
     counts, methods, seeds, eps, (n, rank), mse_tol = PRESETS[preset]
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIGS)):
-        top = compose("train", overrides=[*QUIET, f"experiment={preset}"], return_hydra_config=True)
+    top = compose_cfg(f"experiment={preset}", hydra=True)
     assert top.hydra.mode.name == "MULTIRUN"
     assert dict(top.hydra.sweeper.params) == {"problem.observed": counts, "method": methods}
     assert top.hydra.sweep.dir.startswith(f"outputs/experiments/{preset}/")
@@ -201,7 +196,7 @@ def test_preset_sweeps_counts_and_methods(compose_cfg, preset: str) -> None:
 
 
 @pytest.mark.slow
-def test_quick_preset_runs_and_draws_figure_1(tmp_path: Path, train_cli) -> None:
+def test_quick_preset_runs_and_draws_figure_1(tmp_path: Path, train_cli, python_cli) -> None:
     sweep = tmp_path / "sweep"
     done = train_cli(
         "experiment=arora2019_observations_quick", "problem.rows=8", "problem.cols=8",
@@ -209,10 +204,6 @@ def test_quick_preset_runs_and_draws_figure_1(tmp_path: Path, train_cli) -> None
         "optim.lr=0.01", "train.max_steps=3000", f"hydra.sweep.dir={sweep}",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    drawn = subprocess.run(
-        [sys.executable, "-m", "implicit_reg.figures", str(sweep), "--only",
-         arora_observations.NAME],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    drawn = python_cli("-m", "implicit_reg.figures", str(sweep), "--only", arora_observations.NAME)
     assert drawn.returncode == 0, drawn.stderr[-3000:]
     assert (sweep / "figures" / "arora2019_observations.png").stat().st_size > 20_000

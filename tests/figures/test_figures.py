@@ -1,12 +1,10 @@
 """Every figure is drawn from short runs into a temporary folder and is a non-trivial PNG."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import matplotlib.image
 import numpy as np
-from conftest import ROOT
+import pytest
 
 from implicit_reg.figures import draw_all, norms, ranks, unobserved
 from implicit_reg.figures.__main__ import main as figures_cli
@@ -21,12 +19,12 @@ def assert_non_trivial_png(path: Path) -> None:
     assert np.std(pixels[..., :3]) > 0.05  # not a blank canvas
 
 
-def test_least_squares_figure_from_the_experiment_preset(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_least_squares_figure_from_the_experiment_preset(tmp_path: Path, train_cli) -> None:
     sweep = tmp_path / "sweep"
-    subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), "experiment=least_squares_min_norm",
-         "train.progress=false", "train.max_steps=300", f"hydra.sweep.dir={sweep}"],
-        cwd=tmp_path, check=True, capture_output=True, timeout=300,
+    train_cli(
+        "experiment=least_squares_min_norm", "train.progress=false", "train.max_steps=300",
+        f"hydra.sweep.dir={sweep}", quiet=False, cwd=tmp_path, check=True,
     )  # fmt: skip
     written = draw_all(sweep)
     assert [p.name for p in written] == ["least_squares_min_norm.png"]
@@ -52,7 +50,10 @@ def test_completion_figures_from_short_runs(train_run, tmp_path: Path, capsys) -
     assert "--only least_squares_min_norm run: not drawn" in capsys.readouterr().err
 
 
-def test_training_draws_nothing_and_the_figures_cli_draws_the_run_panel(train_run) -> None:
+@pytest.mark.slow
+def test_training_draws_nothing_and_the_figures_cli_draws_the_run_panel(
+    train_run, python_cli
+) -> None:
     _, out = train_run("train.loss_tol=0.5")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -63,10 +64,9 @@ def test_training_draws_nothing_and_the_figures_cli_draws_the_run_panel(train_ru
     written = draw_all(out)
     assert written[-1].name == "run.png"  # after the figures a single run supports
     assert_non_trivial_png(written[0])
-    imports = subprocess.run(
-        [sys.executable, "-c", "import sys, implicit_reg.run; print('matplotlib' in sys.modules)"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
-    )  # fmt: skip
+    imports = python_cli(
+        "-c", "import sys, implicit_reg.run; print('matplotlib' in sys.modules)", check=True
+    )
     assert imports.stdout.strip() == "False"  # training does not even import matplotlib
 
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,6 @@ from implicit_reg.figures.__main__ import main as figures
 from implicit_reg.record import checkpoint
 from implicit_reg.record.run_folder import FolderRefused, inspect
 from implicit_reg.record.runs import Run, UnreadableRun
-from tests.conftest import ROOT
 
 SHORT = (
     "problem=least_squares",
@@ -81,15 +78,15 @@ def test_a_crafted_checkpoint_is_refused_and_runs_nothing(
     assert not marker.exists()
 
 
-def test_no_torch_load_in_the_project_leaves_weights_only_to_the_default() -> None:
+def test_no_torch_load_in_the_project_leaves_weights_only_to_the_default(repo: Path) -> None:
     """Every ``torch.load`` call in the package, the scripts and the tests says
     ``weights_only=True`` (the default before torch 2.6 was False).
     Catches: a new reader that omits it."""
     calls = []
     for path in [
-        *ROOT.glob("implicit_reg/**/*.py"),
-        *ROOT.glob("tests/**/*.py"),
-        ROOT / "train.py",
+        *repo.glob("implicit_reg/**/*.py"),
+        *repo.glob("tests/**/*.py"),
+        repo / "train.py",
     ]:
         text = path.read_text()
         for match in re.finditer(r"torch\.load\(", text):
@@ -102,16 +99,11 @@ def test_no_torch_load_in_the_project_leaves_weights_only_to_the_default() -> No
 
 @pytest.mark.slow
 def test_the_figures_command_refuses_a_crafted_file_under_old_torch_defaults(
-    crafted: tuple[Path, Path],
+    crafted: tuple[Path, Path], python_cli
 ) -> None:
     out, marker = crafted
-    done = subprocess.run(
-        [sys.executable, "-m", "implicit_reg.figures", str(out)],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
+    done = python_cli(
+        "-m", "implicit_reg.figures", str(out), env={"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
     )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and not marker.exists()

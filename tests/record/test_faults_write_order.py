@@ -11,15 +11,13 @@ import errno
 import os
 import shutil
 import signal
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import make_config, metrics
 
-from implicit_reg.record import artifacts, history
+from implicit_reg.record import history
 from implicit_reg.record.run_folder import FolderRefused
 from implicit_reg.run import run
 
@@ -36,34 +34,6 @@ class Killed(BaseException):
     """A simulated SIGKILL: nothing in the program catches it."""
 
 
-def hook_writes(
-    monkeypatch: pytest.MonkeyPatch, name: str, fault: Callable[[], None], at: int = 1
-) -> None:
-    """Make the ``at``-th atomic write of a file called ``name`` call ``fault`` after writing
-    part of it (a full disk raises ENOSPC there, a kill ends the process there); if ``fault``
-    returns, the write goes on."""
-    real = artifacts.atomic_write
-    seen = 0
-
-    def write(path: Path, body: Callable, mode: str = "w") -> None:
-        nonlocal seen
-        if path.name == name:
-            seen += 1
-            if seen == at:
-
-                def partial(f) -> None:
-                    f.write(b"\0" * 10 if "b" in mode else "{")
-                    fault()
-                    f.seek(0)
-                    f.truncate()
-                    body(f)
-
-                return real(path, partial, mode)
-        return real(path, body, mode)
-
-    monkeypatch.setattr(artifacts, "atomic_write", write)
-
-
 def disk_full() -> None:
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
@@ -78,12 +48,17 @@ def no_temporaries(folder: Path) -> bool:
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_a_full_disk_at_final_pt_leaves_no_record_of_completion_and_a_rerun_finishes(
-    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    kind: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    compose_cfg,
+    read_metrics,
+    hook_writes,
 ) -> None:
     """Catches: ``metrics.json`` written before ``final.pt`` (the flow and the nuclear-norm
     baseline did so): it said the run had ended, and the folder refused every rerun."""
-    cfg = make_config(*KINDS[kind])
-    hook_writes(monkeypatch, "final.pt", disk_full)
+    cfg = compose_cfg(*KINDS[kind])
+    hook_writes("final.pt", disk_full)
     with pytest.raises(OSError, match="No space left"):
         run(cfg, tmp_path)
     assert not (tmp_path / "metrics.json").exists() and not (tmp_path / "final.pt").exists()
@@ -91,17 +66,17 @@ def test_a_full_disk_at_final_pt_leaves_no_record_of_completion_and_a_rerun_fini
     monkeypatch.undo()
     result = run(cfg, tmp_path)  # the same command again: not refused, it finishes
     assert result["status"] != "interrupted" and (tmp_path / "final.pt").exists()
-    assert metrics(tmp_path)["results"][-1:] == ["final.pt"] or "final.pt" in result["results"]
+    assert read_metrics(tmp_path)["results"][-1:] == ["final.pt"] or "final.pt" in result["results"]
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
 @pytest.mark.parametrize("damage", [b"", b"garbage", None])  # None: deleted
 def test_a_record_whose_final_pt_is_lost_reads_as_unfinished(
-    kind: str, damage: bytes | None, tmp_path: Path
+    kind: str, damage: bytes | None, tmp_path: Path, compose_cfg, read_metrics
 ) -> None:
     """Catches: a ``metrics.json`` saying ``converged`` over a missing or corrupt ``final.pt``
     locking the folder for good ("holds a finished run")."""
-    cfg = make_config(*KINDS[kind])
+    cfg = compose_cfg(*KINDS[kind])
     first = run(cfg, tmp_path)
     final = tmp_path / "final.pt"
     reference = torch.load(final, weights_only=True)
@@ -111,7 +86,10 @@ def test_a_record_whose_final_pt_is_lost_reads_as_unfinished(
         final.write_bytes(damage)
     again = run(cfg, tmp_path)
     assert again["status"] == first["status"]
-    assert [s["status"] for s in metrics(tmp_path)["segments"]] == ["incomplete", first["status"]]
+    assert [s["status"] for s in read_metrics(tmp_path)["segments"]] == [
+        "incomplete",
+        first["status"],
+    ]
     redone = torch.load(final, weights_only=True)
     for key in ("factors", "W"):
         if key in reference:
@@ -125,33 +103,38 @@ def test_a_record_whose_final_pt_is_lost_reads_as_unfinished(
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_a_signal_while_the_results_are_written_is_honoured_after_them(
-    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    kind: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    compose_cfg,
+    read_metrics,
+    hook_writes,
 ) -> None:
     """A first SIGINT while ``final.pt`` is being written only asks to stop: the run, already
     done, writes its results and then its record, which names the signal.
     Catches: no stop handler while writing (the flow and the baseline): the KeyboardInterrupt
     left the results half-written."""
-    cfg = make_config(*KINDS[kind])
-    hook_writes(monkeypatch, "final.pt", lambda: os.kill(os.getpid(), signal.SIGINT))
+    cfg = compose_cfg(*KINDS[kind])
+    hook_writes("final.pt", lambda: os.kill(os.getpid(), signal.SIGINT))
     result = run(cfg, tmp_path)
-    assert result["signal"] == "SIGINT" and metrics(tmp_path)["signal"] == "SIGINT"
-    assert "final.pt" in metrics(tmp_path)["results"]
+    assert result["signal"] == "SIGINT" and read_metrics(tmp_path)["signal"] == "SIGINT"
+    assert "final.pt" in read_metrics(tmp_path)["results"]
     torch.load(tmp_path / "final.pt", weights_only=True)  # whole
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_a_second_signal_stops_before_the_record_and_the_folder_runs_again(
-    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compose_cfg, hook_writes
 ) -> None:
     """Catches: a record written though the run was stopped at once, or a stop that left the
     folder refusing its rerun."""
-    cfg = make_config(*KINDS[kind])
+    cfg = compose_cfg(*KINDS[kind])
 
     def twice() -> None:
         os.kill(os.getpid(), signal.SIGINT)
         os.kill(os.getpid(), signal.SIGINT)
 
-    hook_writes(monkeypatch, "metrics.json", twice)
+    hook_writes("metrics.json", twice)
     with pytest.raises(KeyboardInterrupt):
         run(cfg, tmp_path)
     assert not (tmp_path / "metrics.json").exists() and no_temporaries(tmp_path)
@@ -168,22 +151,27 @@ HISTORY = (
 
 
 @pytest.fixture(scope="module")
-def unbroken(tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.ndarray]:
+def unbroken(tmp_path_factory: pytest.TempPathFactory, compose_cfg) -> dict[str, np.ndarray]:
     out = tmp_path_factory.mktemp("unbroken")
-    run(make_config(*HISTORY), out)
+    run(compose_cfg(*HISTORY), out)
     return history.read(out)
 
 
 @pytest.mark.parametrize("file", [history.FILE, "checkpoint.pt"])
 def test_a_kill_at_either_write_of_a_checkpoint_resumes_to_the_same_history(
-    file: str, unbroken: dict[str, np.ndarray], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    file: str,
+    unbroken: dict[str, np.ndarray],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    compose_cfg,
+    hook_writes,
 ) -> None:
     """Killed while writing the checkpoint at step 400 (its history, or the checkpoint itself),
     then resumed: the history is that of a run never stopped, record for record.
     Catches: the checkpoint written before its history (a kill between the two lost the records
     from the previous checkpoint on, silently)."""
-    cfg = make_config(*HISTORY)
-    hook_writes(monkeypatch, file, kill, at=2)  # the second periodic checkpoint: step 400
+    cfg = compose_cfg(*HISTORY)
+    hook_writes(file, kill, at=2)  # the second periodic checkpoint: step 400
     with pytest.raises(Killed):
         run(cfg, tmp_path)
     monkeypatch.undo()
@@ -194,11 +182,11 @@ def test_a_kill_at_either_write_of_a_checkpoint_resumes_to_the_same_history(
 
 
 def test_a_history_older_than_its_checkpoint_is_refused_in_one_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compose_cfg, hook_writes
 ) -> None:
     """Catches: a resume that carries on from a history missing the records between an older
     write and the checkpoint (a file copied back, or written by the old order)."""
-    cfg = make_config(*HISTORY)
+    cfg = compose_cfg(*HISTORY)
     older = tmp_path / "older.npz"
     real = history.SingularValueHistory.write
 
@@ -208,7 +196,7 @@ def test_a_history_older_than_its_checkpoint_is_refused_in_one_line(
             shutil.copy(out_dir / history.FILE, older)
 
     monkeypatch.setattr(history.SingularValueHistory, "write", keep_first)
-    hook_writes(monkeypatch, "checkpoint.pt", kill, at=3)
+    hook_writes("checkpoint.pt", kill, at=3)
     with pytest.raises(Killed):
         run(cfg, tmp_path / "run")
     monkeypatch.undo()

@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +21,6 @@ from implicit_reg.record import artifacts
 from implicit_reg.record.events import read_scalars
 from implicit_reg.summarize import main as summarize_main
 from implicit_reg.summarize import summarize
-from tests.conftest import ROOT, make_config
 
 
 def snapshot(root: Path) -> dict[str, bytes | None]:
@@ -101,10 +98,10 @@ def test_unknown_metric_or_key_is_refused_naming_what_exists(
     assert snapshot(sweep) == before
 
 
-def test_figures_refuse_runs_that_no_figure_uses(tmp_path: Path, capsys) -> None:
+def test_figures_refuse_runs_that_no_figure_uses(tmp_path: Path, capsys, compose_cfg) -> None:
     run = tmp_path / "0"
     (run / ".hydra").mkdir(parents=True)
-    cfg = make_config("problem=matrix_completion")
+    cfg = compose_cfg("problem=matrix_completion")
     OmegaConf.save(cfg, run / ".hydra" / "config.yaml", resolve=True)
     torch.save({"W": torch.zeros(2, 2)}, run / "final.pt")  # whole, never loaded
     before = snapshot(tmp_path)
@@ -112,15 +109,10 @@ def test_figures_refuse_runs_that_no_figure_uses(tmp_path: Path, capsys) -> None
     assert snapshot(tmp_path) == before
 
 
-def test_refusal_from_the_command_line_has_no_traceback(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_refusal_from_the_command_line_has_no_traceback(tmp_path: Path, python_cli) -> None:
     for module in ("implicit_reg.summarize", "implicit_reg.figures"):
-        done = subprocess.run(
-            [sys.executable, "-m", module, str(tmp_path)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        done = python_cli("-m", module, str(tmp_path), timeout=120)
         assert done.returncode == 1 and done.stdout == ""
         assert done.stderr.count("\n") == 1 and str(tmp_path) in done.stderr
     assert not any(tmp_path.iterdir())

@@ -7,31 +7,17 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from implicit_reg.sweep_job import finished_metrics, record_subdir
-from tests.conftest import ROOT
 
 # 2×2 completion, depth 3 from init scale 0.5, 50 steps: both lrs end at max_steps.
 QUICK = ("init.scale=0.5", "train.max_steps=50", "train.progress=false", "device=cpu")
 GRID = "optim.lr=0.2,0.05"
 JOB0, JOB1 = "0_optim.lr=0.2", "1_optim.lr=0.05"  # job folders: number, then what varied
-
-
-def multirun(cwd: Path, *overrides: str) -> subprocess.CompletedProcess:
-    """``python train.py -m overrides…`` in ``cwd`` (Hydra's default sweep folder goes there)."""
-    return subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), "-m", *QUICK, *overrides],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def snapshot(root: Path) -> dict[str, bytes | None]:
@@ -60,17 +46,27 @@ def assert_kept(before: dict, after: dict, job: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def sweep(tmp_path_factory: pytest.TempPathFactory, train_cli) -> Path:
     """A finished sweep in Hydra's default, timestamped folder."""
     cwd = tmp_path_factory.mktemp("default_sweep")
-    done = multirun(cwd, GRID)
+    done = train_cli("-m", *QUICK, GRID, quiet=False, cwd=cwd)
     assert done.returncode == 0, done.stderr[-3000:]  # every job finished: exit 0
     (folder,) = (cwd / "outputs" / "multirun").glob("*/*")
     return folder
 
 
-def test_failed_job_makes_the_multirun_exit_non_zero_after_its_summary(tmp_path: Path) -> None:
-    done = multirun(tmp_path, f"hydra.sweep.dir={tmp_path / 's'}", "optim.lr=0.2,-1")
+@pytest.mark.slow
+def test_failed_job_makes_the_multirun_exit_non_zero_after_its_summary(
+    tmp_path: Path, train_cli
+) -> None:
+    done = train_cli(
+        "-m",
+        *QUICK,
+        f"hydra.sweep.dir={tmp_path / 's'}",
+        "optim.lr=0.2,-1",
+        quiet=False,
+        cwd=tmp_path,
+    )
     assert done.returncode == 1
     assert "sweep summary" in done.stderr + done.stdout and "Traceback" not in done.stderr
     last = done.stderr.strip().splitlines()[-1]
@@ -78,8 +74,18 @@ def test_failed_job_makes_the_multirun_exit_non_zero_after_its_summary(tmp_path:
     assert statuses(tmp_path / "s") == {JOB0: "max_steps", "1_optim.lr=-1": "failed"}
 
 
-def test_sweep_of_only_invalid_jobs_exits_non_zero_in_one_line_each(tmp_path: Path) -> None:
-    done = multirun(tmp_path, f"hydra.sweep.dir={tmp_path / 's'}", "model.depth=0,-1")
+@pytest.mark.slow
+def test_sweep_of_only_invalid_jobs_exits_non_zero_in_one_line_each(
+    tmp_path: Path, train_cli
+) -> None:
+    done = train_cli(
+        "-m",
+        *QUICK,
+        f"hydra.sweep.dir={tmp_path / 's'}",
+        "model.depth=0,-1",
+        quiet=False,
+        cwd=tmp_path,
+    )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     log = done.stdout + done.stderr  # Hydra's log goes to stdout
     failures = [line for line in log.splitlines() if "job failed" in line]
@@ -87,14 +93,15 @@ def test_sweep_of_only_invalid_jobs_exits_non_zero_in_one_line_each(tmp_path: Pa
     assert done.stderr.strip().splitlines()[-1].endswith("2 of 2 runs did not finish (failed 2)")
 
 
+@pytest.mark.slow
 def test_resuming_a_default_sweep_keeps_finished_jobs_byte_for_byte(
-    sweep: Path, tmp_path: Path
+    sweep: Path, tmp_path: Path, train_cli
 ) -> None:
     folder = tmp_path / sweep.name
     shutil.copytree(sweep, folder)
     shutil.rmtree(folder / JOB1)  # interrupted before job 1 started
     before = snapshot(folder)
-    done = multirun(tmp_path, f"hydra.sweep.dir={folder}", GRID)
+    done = train_cli("-m", *QUICK, f"hydra.sweep.dir={folder}", GRID, quiet=False, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     after = snapshot(folder)
     assert_kept(before, after, JOB0)
@@ -102,15 +109,18 @@ def test_resuming_a_default_sweep_keeps_finished_jobs_byte_for_byte(
     assert statuses(folder) == {JOB0: "max_steps", JOB1: "max_steps"}
 
 
+@pytest.mark.slow
 def test_rerun_with_other_fixed_overrides_keeps_every_finished_job_and_exits_non_zero(
-    sweep: Path, tmp_path: Path
+    sweep: Path, tmp_path: Path, train_cli
 ) -> None:
     """The same grid with another fixed override (seed=1) maps each job to its old folder,
     which holds a run of other overrides: kept, said, and the exit status is 1."""
     folder = tmp_path / sweep.name
     shutil.copytree(sweep, folder)
     before = snapshot(folder)
-    done = multirun(tmp_path, f"hydra.sweep.dir={folder}", GRID, "seed=1")
+    done = train_cli(
+        "-m", *QUICK, f"hydra.sweep.dir={folder}", GRID, "seed=1", quiet=False, cwd=tmp_path
+    )
     assert done.returncode == 1
     last = done.stderr.strip().splitlines()[-1]
     assert last.endswith(
@@ -125,8 +135,9 @@ def test_rerun_with_other_fixed_overrides_keeps_every_finished_job_and_exits_non
         assert [row["optim.lr"] for row in csv.DictReader(f)] == ["0.2", "0.05"]
 
 
+@pytest.mark.slow
 def test_a_new_grid_in_the_same_folder_runs_into_folders_of_its_own(
-    sweep: Path, tmp_path: Path
+    sweep: Path, tmp_path: Path, train_cli
 ) -> None:
     """optim.lr=0.02,0.05 after 0.2,0.05: job 0 is a new point (its own folder, run), job 1
     is the old point 0.05 (same folder, kept). Catches: job n of a new grid taking the
@@ -134,7 +145,9 @@ def test_a_new_grid_in_the_same_folder_runs_into_folders_of_its_own(
     folder = tmp_path / sweep.name
     shutil.copytree(sweep, folder)
     before = snapshot(folder)
-    done = multirun(tmp_path, f"hydra.sweep.dir={folder}", "optim.lr=0.02,0.05")
+    done = train_cli(
+        "-m", *QUICK, f"hydra.sweep.dir={folder}", "optim.lr=0.02,0.05", quiet=False, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     after = snapshot(folder)
     assert_kept(before, after, JOB1)

@@ -3,10 +3,7 @@ disk (any launcher, a rerun that keeps finished runs)."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +11,6 @@ import yaml
 
 from implicit_reg.sweep_callback import sweep_progress
 
-ROOT = Path(__file__).resolve().parents[2]
 BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
@@ -41,13 +37,11 @@ def test_unknown_grid_says_so(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_multirun_logs_each_job_done(tmp_path: Path) -> None:
+def test_a_multirun_logs_each_job_done(tmp_path: Path, train_cli) -> None:
     """``train.py -m`` with two jobs logs ``1 of 2`` then ``2 of 2``."""
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), "-m", f"hydra.sweep.dir={tmp_path / 'sweep'}",
-         "model.depth=2,3", "train.max_steps=20", "train.progress=false", "device=cpu"],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-        timeout=300,
+    done = train_cli(
+        "-m", f"hydra.sweep.dir={tmp_path / 'sweep'}", "model.depth=2,3", "train.max_steps=20",
+        "train.progress=false", "device=cpu", quiet=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     said = re.findall(r"sweep: (\d) of (\d) jobs done, \d+:\d\d so far", done.stdout + done.stderr)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,22 +14,12 @@ from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from implicit_reg.summarize import main as summarize_main
 from implicit_reg.summarize import summarize
 
-ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # python train.py -m in subprocesses
 # 2×2 completion, depth 3 from init scale 0.5: lr 0.05 ends at max_steps, lr 0.2 converges,
 # lr 3 diverges, lr −1 is refused by the config check (the job forced to fail).
 LRS = ["0.05", "0.2", "3", "-1"]
 EXPECTED = {"0.05": "max_steps", "0.2": "converged", "3": "diverged", "-1": "failed"}
 JOBS = [f"{i}_optim.lr={lr}" for i, lr in enumerate(LRS)]  # job folders: number, what varied
-
-
-def train(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def read_summary(folder: Path) -> list[dict[str, str]]:
@@ -40,9 +28,9 @@ def read_summary(folder: Path) -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory) -> Path:
+def sweep(tmp_path_factory, train_cli) -> Path:
     folder = tmp_path_factory.mktemp("sweep")
-    done = train(
+    done = train_cli(
         "-m",
         "hydra/launcher=local_processes",
         f"hydra.sweep.dir={folder}",
@@ -52,6 +40,7 @@ def sweep(tmp_path_factory) -> Path:
         "train.loss_tol=0.012",
         "train.progress=false",
         "device=cpu",
+        quiet=False,
     )
     assert done.returncode == 1, done.stderr[-3000:]  # the lr −1 job failed (after the summary)
     return folder
@@ -116,8 +105,8 @@ def test_summarize_command_line(sweep, tmp_path, capsys):
     assert (folder / "summary_norm_fro_vs_optim.lr.png").exists()
 
 
-def test_single_run_still_fails_loudly(tmp_path):
-    done = train("optim.lr=-1", f"hydra.run.dir={tmp_path}")
+def test_single_run_still_fails_loudly(tmp_path, train_cli):
+    done = train_cli("optim.lr=-1", f"hydra.run.dir={tmp_path}", quiet=False)
     assert done.returncode != 0
     assert "invalid config: optim.lr=-1" in done.stderr
     assert not (tmp_path / "metrics.json").exists()
