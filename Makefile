@@ -4,6 +4,8 @@ VENV  ?= .venv
 PY    := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 ARGS  ?=
+# pytest-xdist workers of make test and test-fast: one a core (JOBS=0: the tests in this process)
+JOBS  ?= auto
 
 .PHONY: install install-test train test test-fast lint figures arora2019 arora2019-full clean
 
@@ -24,11 +26,11 @@ install-test: $(VENV)/.installed-test
 train: install  ## run the default experiment (pass overrides as ARGS="model.depth=2 ...")
 	$(PY) train.py $(ARGS)
 
-test: install-test lint  ## lint, then the whole test suite (about 11 min on 2 CPU cores)
-	$(PY) -m pytest -q
+test: install-test lint  ## lint, then every test, slow ones included, on every core (SUITE_ALL)
+	$(PY) -m pytest -q -n $(JOBS)
 
-test-fast: install-test lint  ## lint, then the suite without the subprocess tests marked slow
-	$(PY) -m pytest -q -m "not slow"
+test-fast: install-test lint  ## lint, then the tests not marked slow: no subprocess (SUITE_FAST)
+	$(PY) -m pytest -q -n $(JOBS) -m "not slow"
 
 FIGURES := least_squares_min_norm norms_blow_up ranks_minimized unobserved_entry
 
