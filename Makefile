@@ -26,10 +26,10 @@ install-test: $(VENV)/.installed-test
 train: install  ## run the default experiment (pass overrides as ARGS="model.depth=2 ...")
 	$(PY) train.py $(ARGS)
 
-test: install-test lint  ## lint, then every test, slow ones included, on every core (SUITE_ALL)
+test: install-test lint  ## lint, then every test, slow ones included, on every core (docs/tests.md: times)
 	$(PY) -m pytest -q -n $(JOBS)
 
-test-fast: install-test lint  ## lint, then the tests not marked slow: no subprocess (SUITE_FAST)
+test-fast: install-test lint  ## lint, then the tests not marked slow: no subprocess, 6 min on 2 loaded cores
 	$(PY) -m pytest -q -n $(JOBS) -m "not slow"
 
 FIGURES := least_squares_min_norm norms_blow_up ranks_minimized unobserved_entry
